@@ -1,0 +1,81 @@
+# ebpf-server. The two commands that matter:
+#   make run    set up, build and start the server (ARGS="--addr :9090" passes flags)
+#   make test   set up, build and run every test (deno task test)
+# Also: make prepare (setup + what running from source needs), make build / build-dev
+# (the single executable; honours DENORT_BIN), make check (fmt, lint, type check), make clean.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := prepare
+
+BUILD := build
+DEPS := $(BUILD)/deps
+CLANG ?= clang
+LLVM_STRIP ?= llvm-strip
+CC := cc
+DENO ?= deno
+ARGS ?=
+DENORT_BIN ?=
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+BPF_SRC := $(wildcard bpf/*.bpf.c)
+BPF_OBJ := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
+BPF_HDR := $(wildcard bpf/*.h bpf/include/*.h)
+SHIM := $(BUILD)/libebpf_shim.so
+DEPS_LIBS := $(DEPS)/lib/libbpf.a $(DEPS)/lib/libelf.a $(DEPS)/lib/libz.a
+NODE_MODULES := node_modules/.deno/.setup-cache.bin
+
+.PHONY: setup prepare run test build build-dev check clean
+
+setup:
+	@scripts/setup.sh
+
+# libbpf, libelf and zlib rebuilt position-independent, so the shim needs only libc.
+$(DEPS_LIBS) &: ffi/build_deps.sh | setup
+	ffi/build_deps.sh $(DEPS)
+
+$(BUILD)/vmlinux.h: | setup
+	@mkdir -p $(@D)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+# CO-RE objects; DWARF is stripped, BTF (which the decoders read offsets from) stays.
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) $(BUILD)/vmlinux.h $(DEPS_LIBS)
+	@mkdir -p $(@D)
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
+		-I$(BUILD) -Ibpf/include -Ibpf -I$(DEPS)/include -c $< -o $@.full
+	$(LLVM_STRIP) -g $@.full -o $@
+	@rm -f $@.full
+
+$(SHIM): ffi/shim.c ffi/shim.h $(DEPS_LIBS)
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -I$(DEPS)/include ffi/shim.c $(DEPS_LIBS) \
+		-Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,-z,text -o $@
+	strip --strip-unneeded $@
+
+$(NODE_MODULES): deno.json deno.lock | setup
+	$(DENO) install --frozen
+	@touch $@
+
+prepare: setup $(BPF_OBJ) $(SHIM) $(NODE_MODULES)
+
+run: prepare
+	$(DENO) task start $(ARGS)
+
+test: prepare
+	$(DENO) task test
+
+COMPILE = $(if $(DENORT_BIN),DENORT_BIN=$(DENORT_BIN)) $(DENO) compile --allow-all \
+	--include $(BUILD)/bpf --include $(SHIM) --output ebpf-server
+
+build: prepare
+	$(COMPILE) src/main.ts
+
+build-dev: prepare
+	$(COMPILE) src/main_dev.ts
+
+check: prepare
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) check src/ tests/
+
+clean:
+	rm -rf $(BUILD)/bpf $(BUILD)/vmlinux.h $(SHIM) ebpf-server

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* connection: one event per completed connect(2), with what the kernel knows
+ * about the socket (its real type and protocol), the destination, the return
+ * value and the time spent in the call. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+#include "connection.h"
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MAX_INFLIGHT 16384
+
+/* connect() calls in progress, by thread id: the event as known at entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INFLIGHT);
+	__type(key, __u32);
+	__type(value, struct connection_event);
+} inflight SEC(".maps");
+
+/* Per-CPU scratch space: the event is too large for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct connection_event);
+} scratch SEC(".maps");
+
+/* Keeps struct connection_event in the object's BTF for the decoder. */
+const struct connection_event *unused_connection_event __attribute__((unused));
+
+/* The socket behind fd in the current task, or NULL when fd is no socket. */
+static __always_inline struct socket *socket_of_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	umode_t mode;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	return BPF_CORE_READ(file, private_data);
+}
+
+static __always_inline void read_destination(struct connection_event *e,
+					     const void *uaddr, int addrlen)
+{
+	__u16 family = 0;
+
+	if (!uaddr || addrlen < (int)sizeof(family))
+		return;
+	bpf_probe_read_user(&family, sizeof(family), uaddr);
+	e->family = family;
+	if (family == AF_INET && addrlen >= (int)sizeof(struct sockaddr_in)) {
+		struct sockaddr_in sin = {};
+
+		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		e->port = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(e->addr, &sin.sin_addr.s_addr, 4);
+	} else if (family == AF_INET6 && addrlen >= (int)sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 sin6 = {};
+
+		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		e->port = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(e->addr, &sin6.sin6_addr, 16);
+	} else if (family == AF_UNIX) {
+		__u64 len = (__u32)addrlen - sizeof(family);
+
+		/* A bound the verifier can follow on the very register passed on. */
+		asm volatile("if %[len] <= %[max] goto +1\n\t%[len] = %[max]"
+			     : [len] "+r"(len)
+			     : [max] "i"(UNIX_PATH_LEN));
+		e->unix_path_len = len;
+		bpf_probe_read_user(e->unix_path, len, (const char *)uaddr + sizeof(family));
+	}
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int connection_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid, zero = 0;
+	struct connection_event *e;
+	struct socket *sock;
+
+	if ((pid_tgid >> 32) == self_tgid)
+		return 0;
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->pid = pid_tgid >> 32;
+	e->tid = tid;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	read_destination(e, (const void *)ctx->args[1], (int)ctx->args[2]);
+	sock = socket_of_fd((int)ctx->args[0]);
+	if (sock) {
+		struct sock *sk = BPF_CORE_READ(sock, sk);
+
+		e->sock_type = BPF_CORE_READ(sock, type);
+		e->sock_id = (__u64)sk;
+		if (sk)
+			e->protocol = BPF_CORE_READ(sk, sk_protocol);
+	}
+	if (bpf_map_update_elem(&inflight, &tid, e, BPF_ANY))
+		count_lost();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int connection_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct connection_event *start, *e;
+
+	start = bpf_map_lookup_elem(&inflight, &tid);
+	if (!start)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		bpf_map_delete_elem(&inflight, &tid);
+		return 0;
+	}
+	__builtin_memcpy(e, start, sizeof(*e));
+	bpf_map_delete_elem(&inflight, &tid);
+	e->ret = (__s32)ctx->ret;
+	{
+		__u64 now = bpf_ktime_get_boot_ns();
+
+		e->latency_ns = now - e->ts_ns;
+		e->ts_ns = now;
+	}
+	bpf_ringbuf_submit(e, EVENTS_SUBMIT_FLAGS);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

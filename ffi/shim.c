@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* See shim.h. Every call runs on the caller's thread and returns quickly;
+ * Deno calls them synchronously. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "shim.h"
+
+#define ERROR_CAP (256 * 1024)
+#define MAX_LINKS 64
+
+struct ebpf_obj {
+	struct bpf_object *obj;
+	void *data; /* the ELF bytes; libbpf reads them until load */
+	struct bpf_link *links[MAX_LINKS];
+	int nr_links;
+};
+
+struct ebpf_ring {
+	void *consumer; /* one page, read-write: consumer position */
+	void *producer; /* one page of producer position, then the data twice */
+	uint8_t *data;
+	uint64_t mask;
+	size_t producer_len;
+	long page;
+};
+
+/* The log of the current call: libbpf's messages, then our own. */
+static __thread char error_buf[ERROR_CAP];
+static __thread size_t error_len;
+static int print_installed;
+
+static void error_vappend(const char *fmt, va_list ap)
+{
+	int n;
+
+	if (error_len >= ERROR_CAP - 1)
+		return;
+	n = vsnprintf(error_buf + error_len, ERROR_CAP - error_len, fmt, ap);
+	if (n > 0)
+		error_len += (size_t)n < ERROR_CAP - error_len ? (size_t)n : ERROR_CAP - 1 - error_len;
+}
+
+static void error_append(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	error_vappend(fmt, ap);
+	va_end(ap);
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level != LIBBPF_DEBUG)
+		error_vappend(fmt, ap);
+	return 0;
+}
+
+/* Starts a call: clears the log and routes libbpf's messages into it. */
+static void call_begin(void)
+{
+	if (!print_installed) {
+		libbpf_set_print(libbpf_print);
+		print_installed = 1;
+	}
+	error_len = 0;
+	error_buf[0] = '\0';
+}
+
+static int fail(int err, const char *what, const char *name)
+{
+	if (err > 0)
+		err = -err;
+	error_append("%s%s%s: %s\n", what, name ? " " : "", name ? name : "", strerror(-err));
+	return err;
+}
+
+uint32_t ebpf_error_copy(char *buf, uint32_t cap)
+{
+	if (cap) {
+		size_t n = error_len < cap - 1 ? error_len : cap - 1;
+
+		memcpy(buf, error_buf, n);
+		buf[n] = '\0';
+	}
+	return (uint32_t)error_len;
+}
+
+struct ebpf_obj *ebpf_obj_open(const void *data, uint32_t size, const char *name)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+	struct ebpf_obj *o;
+	int err;
+
+	call_begin();
+	o = calloc(1, sizeof(*o));
+	if (!o || !(o->data = malloc(size))) {
+		free(o);
+		fail(-ENOMEM, "open", name);
+		return NULL;
+	}
+	memcpy(o->data, data, size);
+	o->obj = bpf_object__open_mem(o->data, size, &opts);
+	err = libbpf_get_error(o->obj);
+	if (err) {
+		free(o->data);
+		free(o);
+		fail(err, "open", name);
+		return NULL;
+	}
+	return o;
+}
+
+int32_t ebpf_obj_set_map_size(struct ebpf_obj *o, const char *map, uint32_t max_entries)
+{
+	struct bpf_map *m;
+	int err;
+
+	call_begin();
+	m = bpf_object__find_map_by_name(o->obj, map);
+	if (!m)
+		return fail(-ENOENT, "no map", map);
+	err = bpf_map__set_max_entries(m, max_entries);
+	return err ? fail(err, "resize map", map) : 0;
+}
+
+int32_t ebpf_obj_set_const(struct ebpf_obj *o, const char *name, const void *value, uint32_t size)
+{
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec;
+	struct bpf_map *rodata = NULL, *m;
+	struct btf *btf;
+	size_t len;
+	char *init;
+	int id, i;
+
+	call_begin();
+	btf = bpf_object__btf(o->obj);
+	bpf_object__for_each_map(m, o->obj) {
+		const char *n = bpf_map__name(m);
+		size_t l = strlen(n);
+
+		if (l >= 7 && !strcmp(n + l - 7, ".rodata"))
+			rodata = m;
+	}
+	id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -ENOENT;
+	if (!rodata || id < 0)
+		return fail(-ENOENT, "no .rodata section for", name);
+	init = (char *)bpf_map__initial_value(rodata, &len);
+	sec = btf__type_by_id(btf, id);
+	vs = btf_var_secinfos(sec);
+	for (i = 0; i < btf_vlen(sec); i++, vs++) {
+		const struct btf_type *var = btf__type_by_id(btf, vs->type);
+
+		if (strcmp(btf__name_by_offset(btf, var->name_off), name))
+			continue;
+		if (vs->size != size || vs->offset + size > len)
+			return fail(-EINVAL, "size mismatch for constant", name);
+		memcpy(init + vs->offset, value, size);
+		return 0;
+	}
+	return fail(-ENOENT, "no constant", name);
+}
+
+int32_t ebpf_obj_load(struct ebpf_obj *o)
+{
+	int err;
+
+	call_begin();
+	err = bpf_object__load(o->obj);
+	return err ? fail(err, "load", bpf_object__name(o->obj)) : 0;
+}
+
+void ebpf_obj_detach(struct ebpf_obj *o)
+{
+	while (o->nr_links > 0)
+		bpf_link__destroy(o->links[--o->nr_links]);
+}
+
+int32_t ebpf_obj_attach(struct ebpf_obj *o)
+{
+	struct bpf_program *p;
+	int err;
+
+	call_begin();
+	if (o->nr_links)
+		return fail(-EALREADY, "attach", bpf_object__name(o->obj));
+	bpf_object__for_each_program(p, o->obj) {
+		struct bpf_link *link;
+
+		if (o->nr_links == MAX_LINKS) {
+			ebpf_obj_detach(o);
+			return fail(-E2BIG, "attach: too many programs in", bpf_object__name(o->obj));
+		}
+		link = bpf_program__attach(p);
+		err = libbpf_get_error(link);
+		if (err) {
+			ebpf_obj_detach(o);
+			return fail(err, "attach", bpf_program__name(p));
+		}
+		o->links[o->nr_links++] = link;
+	}
+	return 0;
+}
+
+void ebpf_obj_close(struct ebpf_obj *o)
+{
+	if (!o)
+		return;
+	ebpf_obj_detach(o);
+	bpf_object__close(o->obj);
+	free(o->data);
+	free(o);
+}
+
+static const struct btf_type *find_struct(struct ebpf_obj *o, const char *type, int *id)
+{
+	struct btf *btf = bpf_object__btf(o->obj);
+
+	*id = btf ? btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT) : -ENOENT;
+	return *id < 0 ? NULL : btf__type_by_id(btf, *id);
+}
+
+int32_t ebpf_obj_btf_member(struct ebpf_obj *o, const char *type, const char *member,
+			    uint32_t *out)
+{
+	struct btf *btf = bpf_object__btf(o->obj);
+	const struct btf_type *t;
+	const struct btf_member *m;
+	int id, i;
+
+	call_begin();
+	t = find_struct(o, type, &id);
+	if (!t)
+		return fail(-ENOENT, "no struct in BTF:", type);
+	m = btf_members(t);
+	for (i = 0; i < btf_vlen(t); i++, m++) {
+		long size;
+
+		if (strcmp(btf__name_by_offset(btf, m->name_off), member))
+			continue;
+		size = btf__resolve_size(btf, m->type);
+		if (size < 0)
+			return fail((int)size, "cannot size member", member);
+		out[0] = btf_member_bit_offset(t, i) / 8;
+		out[1] = (uint32_t)size;
+		return 0;
+	}
+	return fail(-ENOENT, "no member", member);
+}
+
+int32_t ebpf_obj_btf_size(struct ebpf_obj *o, const char *type)
+{
+	int id;
+
+	call_begin();
+	if (!find_struct(o, type, &id))
+		return fail(-ENOENT, "no struct in BTF:", type);
+	return (int32_t)btf__resolve_size(bpf_object__btf(o->obj), id);
+}
+
+double ebpf_obj_percpu_sum(struct ebpf_obj *o, const char *map, uint32_t key)
+{
+	struct bpf_map *m;
+	uint64_t *values;
+	double sum = 0;
+	int ncpu, i, err;
+
+	call_begin();
+	m = bpf_object__find_map_by_name(o->obj, map);
+	if (!m)
+		return fail(-ENOENT, "no map", map);
+	if (bpf_map__value_size(m) != sizeof(uint64_t))
+		return fail(-EINVAL, "not a per-CPU u64 map:", map);
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return fail(ncpu, "count CPUs", NULL);
+	values = calloc(ncpu, sizeof(*values));
+	if (!values)
+		return fail(-ENOMEM, "read map", map);
+	err = bpf_map_lookup_elem(bpf_map__fd(m), &key, values);
+	if (err) {
+		free(values);
+		return fail(-errno, "read map", map);
+	}
+	for (i = 0; i < ncpu; i++)
+		sum += (double)values[i];
+	free(values);
+	return sum;
+}
+
+struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *o, const char *map)
+{
+	struct ebpf_ring *r;
+	struct bpf_map *m;
+	int fd;
+
+	call_begin();
+	m = bpf_object__find_map_by_name(o->obj, map);
+	fd = m ? bpf_map__fd(m) : -1;
+	if (fd < 0 || bpf_map__type(m) != BPF_MAP_TYPE_RINGBUF) {
+		fail(-ENOENT, "no loaded ring buffer", map);
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		fail(-ENOMEM, "map ring", map);
+		return NULL;
+	}
+	r->page = sysconf(_SC_PAGESIZE);
+	r->mask = bpf_map__max_entries(m) - 1;
+	r->consumer = mmap(NULL, r->page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (r->consumer == MAP_FAILED) {
+		fail(-errno, "mmap consumer page of", map);
+		free(r);
+		return NULL;
+	}
+	/* The data area is mapped twice in a row, so a record that wraps reads straight. */
+	r->producer_len = r->page + 2 * (r->mask + 1);
+	r->producer = mmap(NULL, r->producer_len, PROT_READ, MAP_SHARED, fd, r->page);
+	if (r->producer == MAP_FAILED) {
+		fail(-errno, "mmap data of", map);
+		munmap(r->consumer, r->page);
+		free(r);
+		return NULL;
+	}
+	r->data = (uint8_t *)r->producer + r->page;
+	return r;
+}
+
+int32_t ebpf_ring_drain(struct ebpf_ring *r, uint8_t *buf, uint32_t cap)
+{
+	uint64_t *consumer_pos = r->consumer, *producer_pos = r->producer;
+	uint64_t cons = __atomic_load_n(consumer_pos, __ATOMIC_ACQUIRE);
+	uint64_t prod = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE);
+	uint32_t used = 0;
+
+	while (cons < prod) {
+		uint32_t *hdr = (uint32_t *)(r->data + (cons & r->mask));
+		uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		uint32_t size, padded;
+
+		if (len & BPF_RINGBUF_BUSY_BIT)
+			break; /* still being written; it and everything after wait */
+		size = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+		padded = (size + 7) & ~7u;
+		if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
+			if (cap - used < padded + 8)
+				break; /* the caller drains again with an empty buffer */
+			((uint32_t *)(buf + used))[0] = size;
+			((uint32_t *)(buf + used))[1] = 0;
+			memcpy(buf + used + 8, hdr + 2, size);
+			used += padded + 8;
+		}
+		cons += padded + BPF_RINGBUF_HDR_SZ;
+	}
+	__atomic_store_n(consumer_pos, cons, __ATOMIC_RELEASE);
+	return (int32_t)used;
+}
+
+uint32_t ebpf_ring_pending(struct ebpf_ring *r)
+{
+	uint64_t cons = __atomic_load_n((uint64_t *)r->consumer, __ATOMIC_ACQUIRE);
+	uint64_t prod = __atomic_load_n((uint64_t *)r->producer, __ATOMIC_ACQUIRE);
+
+	return (uint32_t)(prod - cons);
+}
+
+void ebpf_ring_close(struct ebpf_ring *r)
+{
+	if (!r)
+		return;
+	munmap(r->producer, r->producer_len);
+	munmap(r->consumer, r->page);
+	free(r);
+}
+
+int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap)
+{
+	struct btf *btf;
+	const struct btf_type *t;
+	size_t used = 0;
+	int id, i;
+
+	call_begin();
+	btf = btf__load_vmlinux_btf();
+	if (libbpf_get_error(btf))
+		return fail((int)libbpf_get_error(btf), "read kernel BTF", NULL);
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
+	if (id < 0) {
+		btf__free(btf);
+		return fail(-ENOENT, "no enum in kernel BTF:", name);
+	}
+	t = btf__type_by_id(btf, id);
+	for (i = 0; i < btf_vlen(t); i++) {
+		const struct btf_enum *e = btf_enum(t) + i;
+		int n = snprintf(used < cap ? buf + used : NULL, used < cap ? cap - used : 0,
+				 "%s=%d\n", btf__name_by_offset(btf, e->name_off), e->val);
+
+		used += n;
+	}
+	btf__free(btf);
+	return (int32_t)used;
+}
+
+double ebpf_boot_to_realtime_us(void)
+{
+	struct timespec boot, real;
+
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	clock_gettime(CLOCK_REALTIME, &real);
+	return ((double)real.tv_sec - (double)boot.tv_sec) * 1e6 +
+	       ((double)real.tv_nsec - (double)boot.tv_nsec) / 1e3;
+}
+
+int32_t ebpf_tracefs_ensure(void)
+{
+	call_begin();
+	if (!access("/sys/kernel/tracing/events", F_OK) ||
+	    !access("/sys/kernel/debug/tracing/events", F_OK))
+		return 0;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		return fail(-errno, "mount tracefs at", "/sys/kernel/tracing");
+	return 1;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The shim between Deno and libbpf: a few prefixed calls on opaque handles.
+ * Calls that can fail return a negative errno (or NULL) and leave a message,
+ * with libbpf's own log and the verifier log, for ebpf_error_copy(). */
+#ifndef EBPF_SHIM_H
+#define EBPF_SHIM_H
+
+#include <stdint.h>
+
+struct ebpf_obj;
+struct ebpf_ring;
+
+/* Copies the last error text (NUL-terminated, truncated to cap). Returns its full length. */
+uint32_t ebpf_error_copy(char *buf, uint32_t cap);
+
+/* Opens a BPF ELF object from bytes (copied); nothing is loaded yet. */
+struct ebpf_obj *ebpf_obj_open(const void *data, uint32_t size, const char *name);
+/* Before load: resize a map (a ring buffer's size must be a power of two multiple of the page size). */
+int32_t ebpf_obj_set_map_size(struct ebpf_obj *obj, const char *map, uint32_t max_entries);
+/* Before load: set a `const volatile` global of the object. */
+int32_t ebpf_obj_set_const(struct ebpf_obj *obj, const char *name, const void *value,
+			   uint32_t size);
+int32_t ebpf_obj_load(struct ebpf_obj *obj);
+/* Attaches every program of the object; on failure nothing stays attached. */
+int32_t ebpf_obj_attach(struct ebpf_obj *obj);
+void ebpf_obj_detach(struct ebpf_obj *obj);
+void ebpf_obj_close(struct ebpf_obj *obj);
+
+/* From the object's BTF: out[0] = byte offset, out[1] = byte size of type.member. */
+int32_t ebpf_obj_btf_member(struct ebpf_obj *obj, const char *type, const char *member,
+			    uint32_t *out);
+/* From the object's BTF: the byte size of struct type, or a negative errno. */
+int32_t ebpf_obj_btf_size(struct ebpf_obj *obj, const char *type);
+/* Sum over CPUs of the u64 at key of a per-CPU array map; negative errno on failure. */
+double ebpf_obj_percpu_sum(struct ebpf_obj *obj, const char *map, uint32_t key);
+
+/* Maps a BPF ring buffer of a loaded object for draining. */
+struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *obj, const char *map);
+/* Copies whole committed records into buf as [u32 length][u32 0][data, padded to 8 bytes]
+ * and releases them from the ring. Stops before a record that would not fit.
+ * Returns the number of bytes written. */
+int32_t ebpf_ring_drain(struct ebpf_ring *ring, uint8_t *buf, uint32_t cap);
+/* Bytes committed or reserved but not yet drained. */
+uint32_t ebpf_ring_pending(struct ebpf_ring *ring);
+void ebpf_ring_close(struct ebpf_ring *ring);
+
+/* The running kernel's enum `name` from its BTF, as "NAME=value\n" lines into buf.
+ * Returns the full length needed, or a negative errno. */
+int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap);
+
+/* Makes sure tracefs is mounted (tracepoints are found through it): 0 when it already was,
+ * 1 when this call mounted it at /sys/kernel/tracing, or a negative errno. */
+int32_t ebpf_tracefs_ensure(void);
+
+/* CLOCK_REALTIME minus CLOCK_BOOTTIME, in microseconds (BPF timestamps are boot time). */
+double ebpf_boot_to_realtime_us(void);
+
+#endif /* EBPF_SHIM_H */

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and running ebpf-server needs on Debian 12 / Ubuntu, as root:
+# the BPF toolchain from Debian's packages and Deno from the npm registry's `deno` package.
+# Idempotent: when everything is there it only checks, in well under a second.
+set -euo pipefail
+
+DENO_VERSION=${DENO_VERSION:-2.9.6}
+PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc libc6-dev dpkg-dev iproute2 nftables)
+
+log() { echo "setup: $*" >&2; }
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v deno >/dev/null && ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v deno >/dev/null || ! deno --version 2>/dev/null | grep -q "^deno 2\."; then
+  log "installing deno@${DENO_VERSION} from the npm registry"
+  as_root npm install --global --no-audit --no-fund "deno@${DENO_VERSION}" >/dev/null
+  command -v deno >/dev/null || { log "error: deno is not on PATH after npm install -g (npm prefix: $(npm prefix -g))"; exit 1; }
+fi

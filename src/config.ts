@@ -1,0 +1,184 @@
+/**
+ * One parsed, validated configuration from flags and environment, with the `--help` text.
+ * Flags are parsed with `node:util`'s `parseArgs` (the stand-in for `@std/cli`).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+export interface Config {
+  hostname: string;
+  port: number;
+  storeCapacity: number;
+  ringSize: number;
+  drainIntervalMs: number;
+  /** Programs to start at launch; null means all. */
+  programs: string[] | null;
+  logLevel: LogLevel;
+  docs: boolean;
+}
+
+export const DEFAULTS = {
+  addr: ":8080",
+  storeCapacity: 1_000_000,
+  ringSize: 16 * 1024 * 1024,
+  drainIntervalMs: 10,
+  logLevel: "info" as LogLevel,
+};
+
+export const HELP = `ebpf-server: what this host's processes do on the network, over REST.
+
+Usage: sudo ebpf-server [flags]
+
+Flags:
+  --addr ADDR             where to listen, HOST:PORT or :PORT (default ${DEFAULTS.addr};
+                          the PORT variable gives :PORT when --addr is not set)
+  --store-capacity N      events kept in memory, all programs together; the oldest are
+                          evicted (and counted) beyond it (default ${DEFAULTS.storeCapacity})
+  --ring-size BYTES       size of each program's kernel ring buffer, a power of two of at
+                          least 4096 (default ${DEFAULTS.ringSize}); events that find it full
+                          are counted as lost
+  --drain-interval MS     how often the rings are drained, 1-1000 ms (default ${DEFAULTS.drainIntervalMs})
+  --programs LIST         comma-separated programs to start (default: all); the others can be
+                          started later with POST /api/programs/NAME/start
+  --log-level LEVEL       debug, info, warn or error (default: LOG_LEVEL, else ${DEFAULTS.logLevel});
+                          debug logs every decoded event
+  --no-docs               do not serve /docs (Swagger UI); /openapi.json stays
+  -h, --help              show this text
+  -V, --version           show the version
+
+Environment:
+  PORT                    port to listen on when --addr is not given
+  LOG_LEVEL               default of --log-level
+  DOCS_ENABLED            false to turn /docs off (default true)
+
+It needs root (or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN) and a kernel with BTF
+(/sys/kernel/btf/vmlinux). SIGINT or SIGTERM detaches every program and exits.
+`;
+
+/** A configuration problem the user can fix; main prints the message and exits with 2. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** What the command line asked for. */
+export type ParsedArgs = { kind: "help" } | { kind: "version" } | { kind: "run"; config: Config };
+
+function parseAddr(addr: string): { hostname: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(addr);
+  if (!m) {
+    throw new ConfigError(
+      `--addr '${addr}' must be HOST:PORT or :PORT, e.g. :9090 or 127.0.0.1:9090`,
+    );
+  }
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`--addr '${addr}': port must be 0-65535`);
+  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+function parseInteger(flag: string, text: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text)) throw new ConfigError(`${flag} '${text}' must be a whole number`);
+  const n = Number(text);
+  if (n < min || n > max) throw new ConfigError(`${flag} ${n} must be from ${min} to ${max}`);
+  return n;
+}
+
+/**
+ * Parses flags and environment.
+ *
+ * @example
+ * ```ts
+ * const parsed = parseConfig(["--addr", ":9090"], {});
+ * ```
+ */
+export function parseConfig(
+  args: string[],
+  env: Record<string, string | undefined>,
+  options: { defaultLogLevel?: LogLevel; knownPrograms?: readonly string[] } = {},
+): ParsedArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        addr: { type: "string" },
+        "store-capacity": { type: "string" },
+        "ring-size": { type: "string" },
+        "drain-interval": { type: "string" },
+        programs: { type: "string" },
+        "log-level": { type: "string" },
+        "no-docs": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}; see --help`);
+  }
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+
+  let addr = values.addr;
+  if (addr === undefined && env.PORT !== undefined && env.PORT !== "") {
+    parseInteger("PORT", env.PORT, 0, 65535);
+    addr = `:${env.PORT}`;
+  }
+  const { hostname, port } = parseAddr(addr ?? DEFAULTS.addr);
+
+  const storeCapacity = values["store-capacity"] === undefined
+    ? DEFAULTS.storeCapacity
+    : parseInteger("--store-capacity", values["store-capacity"], 1, 100_000_000);
+  const ringSize = values["ring-size"] === undefined
+    ? DEFAULTS.ringSize
+    : parseInteger("--ring-size", values["ring-size"], 4096, 1 << 30);
+  if ((ringSize & (ringSize - 1)) !== 0) {
+    throw new ConfigError(`--ring-size ${ringSize} must be a power of two (e.g. 16777216)`);
+  }
+  const drainIntervalMs = values["drain-interval"] === undefined
+    ? DEFAULTS.drainIntervalMs
+    : parseInteger("--drain-interval", values["drain-interval"], 1, 1000);
+
+  let programs: string[] | null = null;
+  if (values.programs !== undefined) {
+    programs = values.programs.split(",").map((s) => s.trim()).filter(Boolean);
+    const known = options.knownPrograms;
+    const unknown = known ? programs.filter((p) => !known.includes(p)) : [];
+    if (unknown.length) {
+      throw new ConfigError(
+        `--programs: no program named ${unknown.map((u) => `'${u}'`).join(", ")}; known: ${
+          known!.join(", ")
+        }`,
+      );
+    }
+  }
+
+  const levelText = values["log-level"] ?? env.LOG_LEVEL ?? options.defaultLogLevel ??
+    DEFAULTS.logLevel;
+  const logLevel = levelText.toLowerCase() as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    const source = values["log-level"] !== undefined ? "--log-level" : "LOG_LEVEL";
+    throw new ConfigError(`${source} '${levelText}' must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+
+  let docs = true;
+  const docsEnv = env.DOCS_ENABLED?.toLowerCase();
+  if (docsEnv !== undefined && docsEnv !== "") {
+    if (["false", "0", "no", "off"].includes(docsEnv)) docs = false;
+    else if (!["true", "1", "yes", "on"].includes(docsEnv)) {
+      throw new ConfigError(`DOCS_ENABLED '${env.DOCS_ENABLED}' must be true or false`);
+    }
+  }
+  if (values["no-docs"]) docs = false;
+
+  return {
+    kind: "run",
+    config: { hostname, port, storeCapacity, ringSize, drainIntervalMs, programs, logLevel, docs },
+  };
+}

@@ -1,0 +1,220 @@
+/**
+ * Opens the shim and wraps its opaque handles in classes. Return codes become {@linkcode ShimError}s
+ * carrying libbpf's log (and the verifier's, when a load fails).
+ *
+ * @module
+ */
+
+import { readAsset } from "../assets.ts";
+import { type Shim, symbols } from "./symbols.ts";
+
+export const SHIM_ASSET = "libebpf_shim.so";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A failed shim call: `message` says what failed, `log` holds libbpf's and the verifier's text. */
+export class ShimError extends Error {
+  readonly code: number;
+  readonly log: string;
+
+  constructor(message: string, code: number, log: string) {
+    super(log ? `${message}: ${lastLine(log)}` : message);
+    this.name = "ShimError";
+    this.code = code;
+    this.log = log;
+  }
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split("\n");
+  return lines[lines.length - 1];
+}
+
+function cstr(text: string): Uint8Array<ArrayBuffer> {
+  return encoder.encode(text + "\0");
+}
+
+let library: Deno.DynamicLibrary<typeof symbols> | undefined;
+
+/**
+ * Opens the shim once per process: its bytes are written to a private temporary file that is
+ * opened and removed at once (the same path from source and from the compiled executable).
+ */
+export function shim(): Shim {
+  if (library) return library.symbols;
+  const bytes = readAsset(SHIM_ASSET);
+  const path = Deno.makeTempFileSync({ prefix: "ebpf-server-shim-", suffix: ".so" });
+  try {
+    Deno.chmodSync(path, 0o600);
+    Deno.writeFileSync(path, bytes);
+    library = Deno.dlopen(path, symbols);
+  } finally {
+    Deno.removeSync(path);
+  }
+  return library.symbols;
+}
+
+/** The text of the shim's last error. */
+function lastError(): string {
+  const lib = shim();
+  const buf = new Uint8Array(64 * 1024);
+  const len = lib.ebpf_error_copy(buf, buf.length);
+  return decoder.decode(buf.subarray(0, Math.min(len, buf.length - 1)));
+}
+
+/** Throws a ShimError when `code` is negative; returns it otherwise. */
+function unwrap(code: number, what: string): number {
+  if (code < 0) throw new ShimError(what, code, lastError());
+  return code;
+}
+
+/** A BPF object file opened from bytes: set it up, load it, attach it, read from it. */
+export class BpfObject {
+  #handle: Deno.PointerObject | null;
+  readonly name: string;
+
+  /** Opens (but does not load) the object; `name` appears in errors and in `bpftool`. */
+  constructor(bytes: Uint8Array<ArrayBuffer>, name: string) {
+    const handle = shim().ebpf_obj_open(bytes, bytes.length, cstr(name));
+    if (!handle) throw new ShimError(`cannot open BPF object ${name}`, -1, lastError());
+    this.#handle = handle;
+    this.name = name;
+  }
+
+  get #h(): Deno.PointerObject {
+    if (!this.#handle) throw new Error(`BPF object ${this.name} is closed`);
+    return this.#handle;
+  }
+
+  /** Before load: sets a map's max_entries (for a ring buffer, its size in bytes). */
+  setMapSize(map: string, maxEntries: number): void {
+    unwrap(
+      shim().ebpf_obj_set_map_size(this.#h, cstr(map), maxEntries),
+      `cannot resize map ${map} of ${this.name}`,
+    );
+  }
+
+  /** Before load: sets a `const volatile __u32` global. */
+  setConstU32(name: string, value: number): void {
+    const bytes = new Uint8Array(new Uint32Array([value]).buffer);
+    unwrap(
+      shim().ebpf_obj_set_const(this.#h, cstr(name), bytes, 4),
+      `cannot set ${name} of ${this.name}`,
+    );
+  }
+
+  /** Loads every program and map into the kernel (runs the verifier). */
+  load(): void {
+    unwrap(shim().ebpf_obj_load(this.#h), `cannot load ${this.name}`);
+  }
+
+  /** Attaches every program; on failure none stays attached. */
+  attach(): void {
+    unwrap(shim().ebpf_obj_attach(this.#h), `cannot attach ${this.name}`);
+  }
+
+  /** Byte offset and size of `type.member` from the object's BTF. */
+  member(type: string, member: string): { offset: number; size: number } {
+    const out = new Uint32Array(2);
+    unwrap(
+      shim().ebpf_obj_btf_member(this.#h, cstr(type), cstr(member), new Uint8Array(out.buffer)),
+      `cannot find ${type}.${member} in ${this.name}`,
+    );
+    return { offset: out[0], size: out[1] };
+  }
+
+  /** Byte size of struct `type` from the object's BTF. */
+  structSize(type: string): number {
+    return unwrap(
+      shim().ebpf_obj_btf_size(this.#h, cstr(type)),
+      `cannot find struct ${type} in ${this.name}`,
+    );
+  }
+
+  /** Sum over CPUs of a per-CPU u64 counter. */
+  percpuSum(map: string, key = 0): number {
+    return unwrap(
+      shim().ebpf_obj_percpu_sum(this.#h, cstr(map), key),
+      `cannot read ${map} of ${this.name}`,
+    );
+  }
+
+  /** Maps a loaded ring buffer for draining. */
+  ring(map: string): RingBuffer {
+    const handle = shim().ebpf_ring_open(this.#h, cstr(map));
+    if (!handle) throw new ShimError(`cannot map ring ${map} of ${this.name}`, -1, lastError());
+    return new RingBuffer(handle);
+  }
+
+  /** Detaches, unloads and frees everything; safe to call twice. */
+  close(): void {
+    if (!this.#handle) return;
+    shim().ebpf_obj_close(this.#handle);
+    this.#handle = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * A mapped BPF ring buffer. {@linkcode RingBuffer.drain} copies whole records into a buffer
+ * Deno owns (one FFI call per batch) as `[u32 length][u32 0][record, padded to 8 bytes]`.
+ */
+export class RingBuffer {
+  #handle: Deno.PointerObject | null;
+
+  constructor(handle: Deno.PointerObject) {
+    this.#handle = handle;
+  }
+
+  /** Copies committed records into `buf`; returns the number of bytes written. */
+  drain(buf: Uint8Array<ArrayBuffer>): number {
+    if (!this.#handle) return 0;
+    return shim().ebpf_ring_drain(this.#handle, buf, buf.length);
+  }
+
+  /** Bytes in the ring not yet drained. */
+  pending(): number {
+    return this.#handle ? shim().ebpf_ring_pending(this.#handle) : 0;
+  }
+
+  close(): void {
+    if (!this.#handle) return;
+    shim().ebpf_ring_close(this.#handle);
+    this.#handle = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** The running kernel's enum `name` from its BTF, as value -> name. */
+export function kernelEnum(name: string): Map<number, string> {
+  const lib = shim();
+  let buf = new Uint8Array(16 * 1024);
+  let len = unwrap(lib.ebpf_kernel_enum(cstr(name), buf, buf.length), `cannot read enum ${name}`);
+  if (len >= buf.length) {
+    buf = new Uint8Array(len + 1);
+    len = unwrap(lib.ebpf_kernel_enum(cstr(name), buf, buf.length), `cannot read enum ${name}`);
+  }
+  const result = new Map<number, string>();
+  for (const line of decoder.decode(buf.subarray(0, len)).split("\n")) {
+    const eq = line.lastIndexOf("=");
+    if (eq > 0) result.set(Number(line.slice(eq + 1)), line.slice(0, eq));
+  }
+  return result;
+}
+
+/** Microseconds to add to a CLOCK_BOOTTIME reading to get Unix time. */
+export function bootToRealtimeMicros(): number {
+  return shim().ebpf_boot_to_realtime_us();
+}
+
+/** Mounts tracefs when it is not mounted (tracepoints are attached through it); true if it did. */
+export function ensureTracefs(): boolean {
+  return unwrap(shim().ebpf_tracefs_ensure(), "cannot mount tracefs") === 1;
+}

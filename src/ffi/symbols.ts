@@ -1,0 +1,47 @@
+/**
+ * The typed symbol table of `ffi/shim.c`: the only native functions the server calls.
+ * Hot-path calls take and return 32-bit numbers so no BigInt is made per call.
+ *
+ * @module
+ */
+
+export const symbols = {
+  /** uint32_t ebpf_error_copy(char *buf, uint32_t cap) */
+  ebpf_error_copy: { parameters: ["buffer", "u32"], result: "u32" },
+  /** struct ebpf_obj *ebpf_obj_open(const void *data, uint32_t size, const char *name) */
+  ebpf_obj_open: { parameters: ["buffer", "u32", "buffer"], result: "pointer" },
+  /** int32_t ebpf_obj_set_map_size(struct ebpf_obj *, const char *map, uint32_t max_entries) */
+  ebpf_obj_set_map_size: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  /** int32_t ebpf_obj_set_const(struct ebpf_obj *, const char *name, const void *value, uint32_t size) */
+  ebpf_obj_set_const: { parameters: ["pointer", "buffer", "buffer", "u32"], result: "i32" },
+  /** int32_t ebpf_obj_load(struct ebpf_obj *) */
+  ebpf_obj_load: { parameters: ["pointer"], result: "i32" },
+  /** int32_t ebpf_obj_attach(struct ebpf_obj *) */
+  ebpf_obj_attach: { parameters: ["pointer"], result: "i32" },
+  /** void ebpf_obj_detach(struct ebpf_obj *) */
+  ebpf_obj_detach: { parameters: ["pointer"], result: "void" },
+  /** void ebpf_obj_close(struct ebpf_obj *) */
+  ebpf_obj_close: { parameters: ["pointer"], result: "void" },
+  /** int32_t ebpf_obj_btf_member(struct ebpf_obj *, const char *type, const char *member, uint32_t out[2]) */
+  ebpf_obj_btf_member: { parameters: ["pointer", "buffer", "buffer", "buffer"], result: "i32" },
+  /** int32_t ebpf_obj_btf_size(struct ebpf_obj *, const char *type) */
+  ebpf_obj_btf_size: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** double ebpf_obj_percpu_sum(struct ebpf_obj *, const char *map, uint32_t key) */
+  ebpf_obj_percpu_sum: { parameters: ["pointer", "buffer", "u32"], result: "f64" },
+  /** struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *, const char *map) */
+  ebpf_ring_open: { parameters: ["pointer", "buffer"], result: "pointer" },
+  /** int32_t ebpf_ring_drain(struct ebpf_ring *, uint8_t *buf, uint32_t cap) */
+  ebpf_ring_drain: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  /** uint32_t ebpf_ring_pending(struct ebpf_ring *) */
+  ebpf_ring_pending: { parameters: ["pointer"], result: "u32" },
+  /** void ebpf_ring_close(struct ebpf_ring *) */
+  ebpf_ring_close: { parameters: ["pointer"], result: "void" },
+  /** int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap) */
+  ebpf_kernel_enum: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
+  /** int32_t ebpf_tracefs_ensure(void) */
+  ebpf_tracefs_ensure: { parameters: [], result: "i32" },
+  /** double ebpf_boot_to_realtime_us(void) */
+  ebpf_boot_to_realtime_us: { parameters: [], result: "f64" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type Shim = Deno.DynamicLibrary<typeof symbols>["symbols"];

@@ -1,0 +1,45 @@
+/**
+ * The Hono app: every route declared with @hono/zod-openapi, every input validated, every error
+ * a JSON body. Tested in process with `app.request(...)`.
+ *
+ * @module
+ */
+
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import { log } from "../log.ts";
+import { docsRoutes } from "./docs.ts";
+import { validationHook } from "./errors.ts";
+import { compatRoutes } from "./routes_compat.ts";
+import { coreRoutes } from "./routes_core.ts";
+import { programRoutes } from "./routes_programs.ts";
+import type { AppContext } from "./service.ts";
+
+export type { AppContext } from "./service.ts";
+
+/** Builds the app over a manager and store. */
+export function createApp(ctx: AppContext): OpenAPIHono {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  coreRoutes(app, ctx);
+  programRoutes(app, ctx);
+  compatRoutes(app, ctx);
+  docsRoutes(app, { docs: ctx.docs });
+  app.notFound((c) =>
+    c.json({ error: `no route ${c.req.method} ${c.req.path}; see /openapi.json` }, 404)
+  );
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) {
+      const status = err.status;
+      const message = status === 415
+        ? "the body must be JSON: send it with 'content-type: application/json'"
+        : err.message;
+      return c.json({ error: message }, status);
+    }
+    if (err instanceof SyntaxError) {
+      return c.json({ error: `malformed JSON body: ${err.message}` }, 400);
+    }
+    log.error("request failed", { path: c.req.path, error: String(err) });
+    return c.json({ error: "internal error; see the server log" }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,114 @@
+/**
+ * Wiring only: flags and environment -> config -> store -> programs -> HTTP.
+ *
+ * @module
+ */
+
+import { ConfigError, HELP, parseConfig } from "./config.ts";
+import { createApp } from "./http/app.ts";
+import { log, type LogLevel, setLogLevel } from "./log.ts";
+import { ProgramManager } from "./programs/manager.ts";
+import { programs } from "./programs/mod.ts";
+import { preflightProblem } from "./preflight.ts";
+import { Store } from "./store/mod.ts";
+
+export const VERSION = "0.1.0";
+
+function fail(message: string, code: number): number {
+  console.error(`ebpf-server: ${message}`);
+  return code;
+}
+
+/**
+ * Runs the server until SIGINT/SIGTERM. Returns the exit code when it cannot start; on a signal
+ * it detaches everything and exits the process with 0.
+ */
+export async function main(
+  args: string[],
+  options: { defaultLogLevel?: LogLevel } = {},
+): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseConfig(args, Deno.env.toObject(), {
+      defaultLogLevel: options.defaultLogLevel,
+      knownPrograms: [...programs.keys()],
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) return fail(err.message, 2);
+    throw err;
+  }
+  if (parsed.kind === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  if (parsed.kind === "version") {
+    console.log(`ebpf-server ${VERSION}`);
+    return 0;
+  }
+  const config = parsed.config;
+  setLogLevel(config.logLevel);
+
+  const problem = preflightProblem();
+  if (problem) return fail(problem, 1);
+
+  const startedAt = Date.now();
+  const store = new Store(config.storeCapacity);
+  const manager = new ProgramManager(programs.values(), store, {
+    ringSize: config.ringSize,
+    drainIntervalMs: config.drainIntervalMs,
+    selfPid: Deno.pid,
+  });
+  const app = createApp({ programs, manager, store, docs: config.docs, startedAt });
+
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: config.hostname,
+      port: config.port,
+      onListen: ({ hostname, port }) => {
+        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+        log.info("listening", { url: `http://${host}:${port}` });
+      },
+    }, app.fetch);
+  } catch (err) {
+    const where = `${config.hostname}:${config.port}`;
+    if (err instanceof Deno.errors.AddrInUse) {
+      return fail(`cannot listen on ${where}: the address is already in use`, 1);
+    }
+    return fail(`cannot listen on ${where}: ${(err as Error).message}`, 1);
+  }
+
+  const wanted = config.programs ?? [...programs.keys()];
+  const errors: string[] = [];
+  for (const name of wanted) {
+    try {
+      manager.start(name);
+    } catch (err) {
+      errors.push(`${name}: ${(err as Error).message}`);
+    }
+  }
+  if (wanted.length > 0 && errors.length === wanted.length) {
+    manager.close();
+    await server.shutdown();
+    return fail(`no BPF program could be loaded (${errors.join("; ")})`, 1);
+  }
+  manager.startDraining();
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping", { signal });
+    manager.close();
+    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 500))]);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  await server.finished;
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

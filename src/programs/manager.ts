@@ -1,0 +1,274 @@
+/**
+ * Loads, attaches, drains and stops the programs. One program failing does not stop the others;
+ * each can be stopped and started again at run time. Counters are kept across restarts.
+ *
+ * @module
+ */
+
+import { readAsset } from "../assets.ts";
+import { bootToRealtimeMicros, BpfObject, ensureTracefs, type RingBuffer } from "../ffi/shim.ts";
+import { isLogEnabled, log } from "../log.ts";
+import type { EventTable, Store } from "../store/mod.ts";
+import type { Clock, Program, RecordDecoder } from "./program.ts";
+
+export type ProgramState = "running" | "stopped" | "failed";
+
+/** What `/api/programs` and `/health` show of a program. */
+export interface ProgramStatus {
+  name: string;
+  description: string;
+  state: ProgramState;
+  /** Why it failed (with libbpf's log), or null. */
+  error: string | null;
+  /** Events decoded into the store since the server started. */
+  events: number;
+  /** Events the kernel could not hand over (ring buffer full), since the server started. */
+  lost: number;
+  /** Events of this program evicted from the store. */
+  evicted: number;
+  /** Events of this program held in the store now. */
+  stored: number;
+  /** Records that could not be decoded (and were counted, not stored). */
+  decode_errors: number;
+  /** When it was last started (RFC 3339), or null. */
+  started_at: string | null;
+}
+
+export interface ManagerOptions {
+  /** Bytes of each program's BPF ring buffer (a power of two, at least a page). */
+  ringSize: number;
+  /** How often the rings are drained, in ms. */
+  drainIntervalMs: number;
+  /** The pid whose events are not recorded (the server's own). */
+  selfPid: number;
+}
+
+interface Running {
+  obj: BpfObject;
+  ring: RingBuffer;
+  decode: RecordDecoder;
+}
+
+interface Slot {
+  program: Program;
+  table: EventTable;
+  state: ProgramState;
+  error: string | null;
+  log: string | null;
+  running: Running | null;
+  events: number;
+  lostBefore: number;
+  decodeErrors: number;
+  startedAt: number | null;
+}
+
+const DRAIN_BUFFER_BYTES = 1 << 20;
+/** Rounds of draining per tick per ring before other work gets a turn. */
+const MAX_ROUNDS = 64;
+
+/** Boot-time to wall-clock conversion, re-measured every second. */
+class BootClock implements Clock {
+  #offsetMs = 0;
+  #measuredAt = -Infinity;
+
+  refresh(): void {
+    const now = performance.now();
+    if (now - this.#measuredAt < 1000) return;
+    this.#offsetMs = bootToRealtimeMicros() / 1000;
+    this.#measuredAt = now;
+  }
+
+  wallMs(lo: number, hi: number): number {
+    return (hi * 4294967296 + lo) / 1e6 + this.#offsetMs;
+  }
+}
+
+/** Owns every program's kernel objects and moves their events into the store. */
+export class ProgramManager {
+  readonly #slots = new Map<string, Slot>();
+  readonly #store: Store;
+  readonly #options: ManagerOptions;
+  readonly #clock = new BootClock();
+  readonly #buf = new Uint8Array(DRAIN_BUFFER_BYTES);
+  readonly #view = new DataView(this.#buf.buffer);
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(programs: Iterable<Program>, store: Store, options: ManagerOptions) {
+    this.#store = store;
+    this.#options = options;
+    for (const program of programs) {
+      this.#slots.set(program.name, {
+        program,
+        table: store.table(program.name, program.columns),
+        state: "stopped",
+        error: null,
+        log: null,
+        running: null,
+        events: 0,
+        lostBefore: 0,
+        decodeErrors: 0,
+        startedAt: null,
+      });
+    }
+  }
+
+  /** Whether a program of that name exists. */
+  has(name: string): boolean {
+    return this.#slots.has(name);
+  }
+
+  /** Starts the drain timer. */
+  startDraining(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => this.drain(), this.#options.drainIntervalMs);
+  }
+
+  /**
+   * Loads and attaches a program; a no-op when it runs. On failure the program is `failed`, its
+   * error kept, and the error thrown.
+   */
+  start(name: string): ProgramStatus {
+    const slot = this.#slot(name);
+    if (slot.state === "running") return this.#status(slot);
+    let obj: BpfObject | undefined;
+    let ring: RingBuffer | undefined;
+    try {
+      ensureTracefs();
+      obj = new BpfObject(readAsset(`bpf/${name}.bpf.o`), name);
+      obj.setMapSize("events", this.#options.ringSize);
+      obj.setConstU32("self_tgid", this.#options.selfPid);
+      slot.program.configure?.(obj);
+      obj.load();
+      this.#clock.refresh();
+      const decode = slot.program.decoder({
+        obj,
+        store: this.#store,
+        table: slot.table,
+        clock: this.#clock,
+      });
+      ring = obj.ring("events");
+      obj.attach();
+      slot.running = { obj, ring, decode };
+      slot.state = "running";
+      slot.error = null;
+      slot.log = null;
+      slot.startedAt = Date.now();
+      log.info("program attached", { program: name });
+      return this.#status(slot);
+    } catch (err) {
+      ring?.close();
+      obj?.close();
+      slot.state = "failed";
+      slot.error = err instanceof Error ? err.message : String(err);
+      slot.log = (err as { log?: string }).log ?? null;
+      log.error("program failed", { program: name, error: slot.error });
+      if (slot.log) log.debug("libbpf log", { program: name, log: slot.log });
+      throw err;
+    }
+  }
+
+  /** Drains what is left, then detaches and unloads a program; a no-op when it is not running. */
+  stop(name: string): ProgramStatus {
+    const slot = this.#slot(name);
+    const running = slot.running;
+    if (running) {
+      this.#drainSlot(slot);
+      slot.lostBefore += this.#lostNow(slot);
+      running.ring.close();
+      running.obj.close();
+      slot.running = null;
+      log.info("program stopped", { program: name });
+    }
+    if (slot.state === "running") slot.state = "stopped";
+    return this.#status(slot);
+  }
+
+  /** Stops every program and the timer. */
+  close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    for (const name of this.#slots.keys()) this.stop(name);
+  }
+
+  /** Status of one program. */
+  status(name: string): ProgramStatus {
+    return this.#status(this.#slot(name));
+  }
+
+  /** Status of every program. */
+  statuses(): ProgramStatus[] {
+    return [...this.#slots.values()].map((slot) => this.#status(slot));
+  }
+
+  /** Moves every ring's records into the store; returns how many events were decoded. */
+  drain(): number {
+    this.#clock.refresh();
+    let n = 0;
+    for (const slot of this.#slots.values()) if (slot.running) n += this.#drainSlot(slot);
+    return n;
+  }
+
+  #drainSlot(slot: Slot): number {
+    const { ring, decode } = slot.running!;
+    const buf = this.#buf, view = this.#view;
+    const debug = isLogEnabled("debug");
+    let events = 0;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const used = ring.drain(buf);
+      if (used <= 0) break;
+      for (let off = 0; off < used;) {
+        const size = view.getUint32(off, true);
+        try {
+          decode(view, buf, off + 8, size);
+          events++;
+          if (debug) {
+            const slotIndex = slot.table.slot(slot.table.length - 1);
+            log.debug("event", {
+              json: JSON.stringify(slot.program.toJson(slot.table, slotIndex, this.#store)),
+            });
+          }
+        } catch (err) {
+          slot.decodeErrors++;
+          if (slot.decodeErrors <= 10) {
+            log.warn("cannot decode record", { program: slot.program.name, error: String(err) });
+          }
+        }
+        off += 8 + ((size + 7) & ~7);
+      }
+      if (used < buf.length / 2) break;
+    }
+    slot.events += events;
+    return events;
+  }
+
+  #lostNow(slot: Slot): number {
+    if (!slot.running) return 0;
+    try {
+      return slot.running.obj.percpuSum("lost");
+    } catch {
+      return 0;
+    }
+  }
+
+  #slot(name: string): Slot {
+    const slot = this.#slots.get(name);
+    if (!slot) throw new RangeError(`no program named '${name}'`);
+    return slot;
+  }
+
+  #status(slot: Slot): ProgramStatus {
+    const name = slot.program.name;
+    return {
+      name,
+      description: slot.program.description,
+      state: slot.state,
+      error: slot.error,
+      events: slot.events,
+      lost: slot.lostBefore + this.#lostNow(slot),
+      evicted: this.#store.evicted(name),
+      stored: slot.table.length,
+      decode_errors: slot.decodeErrors,
+      started_at: slot.startedAt === null ? null : new Date(slot.startedAt).toISOString(),
+    };
+  }
+}

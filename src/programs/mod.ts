@@ -1,0 +1,31 @@
+/**
+ * The one list of monitoring programs. Adding a program: `bpf/<name>.bpf.c` + `bpf/<name>.h`,
+ * `src/programs/<name>/mod.ts`, and one line here.
+ *
+ * @module
+ */
+
+import { connection } from "./connection/mod.ts";
+import type { Program } from "./program.ts";
+
+export type { Program } from "./program.ts";
+
+/** Checks names are unique and well formed; returns the list as a name -> program map. */
+export function registry(list: readonly Program[]): ReadonlyMap<string, Program> {
+  const byName = new Map<string, Program>();
+  for (const program of list) {
+    if (!/^[a-z][a-z0-9_]*$/.test(program.name)) {
+      throw new TypeError(`program name '${program.name}' must be lowercase snake_case`);
+    }
+    if (byName.has(program.name)) {
+      throw new TypeError(`program '${program.name}' is registered twice`);
+    }
+    byName.set(program.name, program);
+  }
+  return byName;
+}
+
+/** Every program the server knows, in start order. */
+export const programs: ReadonlyMap<string, Program> = registry([
+  connection,
+]);

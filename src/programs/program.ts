@@ -1,0 +1,60 @@
+/**
+ * What every monitoring program provides. A program is a `bpf/<name>.bpf.c` + `bpf/<name>.h` pair
+ * and a `src/programs/<name>/` folder exporting a {@linkcode Program}; adding it to the list in
+ * `mod.ts` gives it a lifecycle in the manager, a table in the store and its REST endpoints.
+ *
+ * @module
+ */
+
+import type { z } from "@hono/zod-openapi";
+import type { BpfObject } from "../ffi/shim.ts";
+import type { ColumnSpec, EventTable, Store } from "../store/mod.ts";
+import type { SummaryQuery } from "./query.ts";
+
+/** Turns kernel CLOCK_BOOTTIME nanoseconds into Unix milliseconds. */
+export interface Clock {
+  /** Unix time in ms of a boot-time stamp given as its low and high 32 bits. */
+  wallMs(lo: number, hi: number): number;
+}
+
+/** Appends one decoded record to the store; `offset` is where the record starts in `bytes`. */
+export type RecordDecoder = (
+  view: DataView,
+  bytes: Uint8Array,
+  offset: number,
+  size: number,
+) => void;
+
+/** What a decoder gets bound to when its program loads. */
+export interface DecoderContext<S extends ColumnSpec> {
+  obj: BpfObject;
+  store: Store;
+  table: EventTable<S>;
+  clock: Clock;
+}
+
+/** A monitoring program. `S` is the set of store columns beyond `ts`, `pid` and `comm`. */
+export interface Program<S extends ColumnSpec = ColumnSpec> {
+  /** Same everywhere: `bpf/<name>.bpf.c`, `/api/programs/<name>`, the events' `type`. */
+  readonly name: string;
+  readonly description: string;
+  /** Columns of its table in the store. */
+  readonly columns: S;
+  /** The JSON shape of one event (documents it in the OpenAPI document, too). */
+  readonly eventSchema: z.ZodType;
+  /** The JSON shape of its summary. */
+  readonly summarySchema: z.ZodType;
+  /** Sets `const volatile` settings and map sizes before load (beyond those the manager sets). */
+  configure?(obj: BpfObject): void;
+  /** Binds a decoder to the loaded object's layout (read from its BTF). */
+  decoder(ctx: DecoderContext<S>): RecordDecoder;
+  /** One stored event as JSON. */
+  toJson(table: EventTable<S>, slot: number, store: Store): Record<string, unknown>;
+  /** The summary over the rows that match `query`. */
+  summarize(table: EventTable<S>, query: SummaryQuery, store: Store): Record<string, unknown>;
+}
+
+/** Keeps a program's column types when it is put in the untyped list. */
+export function defineProgram<S extends ColumnSpec>(program: Program<S>): Program {
+  return program as unknown as Program;
+}

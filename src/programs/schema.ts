@@ -1,0 +1,37 @@
+/**
+ * Fields every program's events and summaries share.
+ *
+ * @module
+ */
+
+import { z } from "@hono/zod-openapi";
+
+export const EventBase = z.object({
+  type: z.string().openapi({ description: "the program that recorded the event" }),
+  wall_time: z.string().openapi({
+    description: "when it happened (RFC 3339, microseconds, UTC)",
+    example: "2026-11-25T03:04:05.123456Z",
+  }),
+  timestamp_ms: z.number().openapi({ description: "the same instant in Unix milliseconds" }),
+  pid: z.number().int().openapi({ description: "process id", example: 1234 }),
+  command: z.string().openapi({ description: "the task's command (comm)", example: "curl" }),
+});
+
+export const SummaryBase = z.object({
+  program: z.string(),
+  since: z.string().openapi({ description: "window start (RFC 3339)" }),
+  until: z.string().openapi({ description: "window end (RFC 3339)" }),
+  duration_seconds: z.number().openapi({ description: "window length" }),
+  pid: z.number().int().nullable().openapi({ description: "the pid filter, if any" }),
+  command: z.string().nullable().openapi({ description: "the command filter, if any" }),
+  window_complete: z.boolean().openapi({
+    description: "false when events of the window were already evicted from the store",
+  }),
+  events_lost: z.number().int().openapi({
+    description:
+      "events the kernel could not hand over (ring buffer full) since the program started, all windows",
+  }),
+  events_evicted: z.number().int().openapi({
+    description: "events evicted from the store to stay within its capacity, all windows",
+  }),
+});

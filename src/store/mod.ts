@@ -1,0 +1,110 @@
+/**
+ * The event store: one columnar {@linkcode EventTable} per program under one capacity. When the
+ * store is full, the oldest event of any program is evicted and counted.
+ *
+ * @module
+ */
+
+import { Interner } from "./interner.ts";
+import { type ColumnSpec, EventTable } from "./table.ts";
+
+export { Interner } from "./interner.ts";
+export { BASE_COLUMNS, type ColumnKind, type ColumnSpec, EventTable } from "./table.ts";
+
+/** Counters of one table. */
+export interface TableStats {
+  stored: number;
+  evicted: number;
+}
+
+/** All events of all programs, bounded by `capacity` events in total. */
+export class Store {
+  readonly capacity: number;
+  /** Strings shared by every table (commands, paths). */
+  readonly strings = new Interner();
+  #tables = new Map<string, EventTable>();
+  #evicted = new Map<string, number>();
+  #lastEvictedTs = new Map<string, number>();
+  #total = 0;
+
+  constructor(capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`store capacity must be a positive integer, got ${capacity}`);
+    }
+    this.capacity = capacity;
+  }
+
+  /** Creates (once) the table of a program. */
+  table<S extends ColumnSpec>(name: string, spec: S): EventTable<S> {
+    const known = this.#tables.get(name);
+    if (known) return known as unknown as EventTable<S>;
+    const table = new EventTable(name, spec, this.capacity);
+    this.#tables.set(name, table as unknown as EventTable);
+    this.#evicted.set(name, 0);
+    return table;
+  }
+
+  /** The table of a program, if it has one. */
+  get(name: string): EventTable | undefined {
+    return this.#tables.get(name);
+  }
+
+  /** Every table. */
+  tables(): EventTable[] {
+    return [...this.#tables.values()];
+  }
+
+  /** Adds a row to `table`, evicting the oldest event of the store first when full. */
+  append(table: EventTable): number {
+    if (this.#total >= this.capacity) this.#evictOldest();
+    this.#total++;
+    return table.append();
+  }
+
+  /** Takes back the row just appended to `table` (a record that failed to decode). */
+  dropNewest(table: EventTable): void {
+    if (table.length === 0) return;
+    table.dropNewest();
+    this.#total--;
+  }
+
+  #evictOldest(): void {
+    let oldest: EventTable | undefined;
+    let oldestTs = Infinity;
+    for (const table of this.#tables.values()) {
+      const ts = table.oldestTs();
+      if (ts < oldestTs || (!oldest && table.length)) {
+        oldest = table;
+        oldestTs = ts;
+      }
+    }
+    if (!oldest) return;
+    this.#lastEvictedTs.set(oldest.name, oldestTs);
+    oldest.evictOldest();
+    this.#total--;
+    this.#evicted.set(oldest.name, (this.#evicted.get(oldest.name) ?? 0) + 1);
+  }
+
+  /** Events held now. */
+  get size(): number {
+    return this.#total;
+  }
+
+  /** Events evicted so far, in all or in one table. */
+  evicted(name?: string): number {
+    if (name !== undefined) return this.#evicted.get(name) ?? 0;
+    let sum = 0;
+    for (const n of this.#evicted.values()) sum += n;
+    return sum;
+  }
+
+  /** The `ts` of the newest event evicted from a table, or -Infinity. */
+  lastEvictedTs(name: string): number {
+    return this.#lastEvictedTs.get(name) ?? -Infinity;
+  }
+
+  /** Stored and evicted counts of a table. */
+  stats(name: string): TableStats {
+    return { stored: this.#tables.get(name)?.length ?? 0, evicted: this.evicted(name) };
+  }
+}
