@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* connection: one event per completed connect(2), with what the kernel knows
  * about the socket (its real type and protocol), the destination, the return
- * value and the time spent in the call. */
+ * value and the time spent in the call. It also remembers the owner of every
+ * socket that connects or is accepted (sock_owner.h) for the other programs. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "events.h"
+#include "sock_owner.h"
 #include "connection.h"
 
 #define AF_UNIX 1
@@ -35,8 +37,8 @@ struct {
 /* Keeps struct connection_event in the object's BTF for the decoder. */
 const struct connection_event *unused_connection_event __attribute__((unused));
 
-/* The socket behind fd in the current task, or NULL when fd is no socket. */
-static __always_inline struct socket *socket_of_fd(int fd)
+/* The socket behind fd in the current task (and its inode number), or NULL when fd is no socket. */
+static __always_inline struct socket *socket_of_fd(int fd, __u64 *ino)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -52,6 +54,7 @@ static __always_inline struct socket *socket_of_fd(int fd)
 	mode = BPF_CORE_READ(file, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
 		return NULL;
+	*ino = BPF_CORE_READ(file, f_inode, i_ino);
 	return BPF_CORE_READ(file, private_data);
 }
 
@@ -95,6 +98,7 @@ int connection_enter(struct trace_event_raw_sys_enter *ctx)
 	__u32 tid = (__u32)pid_tgid, zero = 0;
 	struct connection_event *e;
 	struct socket *sock;
+	__u64 ino = 0;
 
 	if ((pid_tgid >> 32) == self_tgid)
 		return 0;
@@ -109,14 +113,16 @@ int connection_enter(struct trace_event_raw_sys_enter *ctx)
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	read_destination(e, (const void *)ctx->args[1], (int)ctx->args[2]);
-	sock = socket_of_fd((int)ctx->args[0]);
+	sock = socket_of_fd((int)ctx->args[0], &ino);
 	if (sock) {
 		struct sock *sk = BPF_CORE_READ(sock, sk);
 
 		e->sock_type = BPF_CORE_READ(sock, type);
 		e->sock_id = (__u64)sk;
-		if (sk)
+		if (sk) {
 			e->protocol = BPF_CORE_READ(sk, sk_protocol);
+			remember_owner(sk, ino);
+		}
 	}
 	if (bpf_map_update_elem(&inflight, &tid, e, BPF_ANY))
 		count_lost();
@@ -149,6 +155,32 @@ int connection_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	bpf_ringbuf_submit(e, EVENTS_SUBMIT_FLAGS);
 	return 0;
+}
+
+/* accept() and accept4() return a new socket: remember who owns it. */
+static __always_inline int remember_accepted(long ret)
+{
+	struct socket *sock;
+	__u64 ino = 0;
+
+	if (ret < 0 || (__u64)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 0;
+	sock = socket_of_fd((int)ret, &ino);
+	if (sock)
+		remember_owner(BPF_CORE_READ(sock, sk), ino);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int connection_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return remember_accepted(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int connection_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return remember_accepted(ctx->ret);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

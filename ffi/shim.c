@@ -2,6 +2,7 @@
 /* See shim.h. Every call runs on the caller's thread and returns quickly;
  * Deno calls them synchronously. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,6 +300,72 @@ double ebpf_obj_percpu_sum(struct ebpf_obj *o, const char *map, uint32_t key)
 		sum += (double)values[i];
 	free(values);
 	return sum;
+}
+
+int32_t ebpf_obj_reuse_map(struct ebpf_obj *o, const char *map, int32_t fd)
+{
+	struct bpf_map *m;
+	int err;
+
+	call_begin();
+	m = bpf_object__find_map_by_name(o->obj, map);
+	if (!m)
+		return -ENOENT; /* not an error: the object does not share that map */
+	err = bpf_map__reuse_fd(m, fd);
+	return err ? fail(err, "reuse map", map) : 0;
+}
+
+int32_t ebpf_obj_map_dup(struct ebpf_obj *o, const char *map)
+{
+	struct bpf_map *m;
+	int fd;
+
+	call_begin();
+	m = bpf_object__find_map_by_name(o->obj, map);
+	if (!m || bpf_map__fd(m) < 0)
+		return fail(-ENOENT, "no loaded map", map);
+	fd = fcntl(bpf_map__fd(m), F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? fail(-errno, "dup map", map) : fd;
+}
+
+void ebpf_fd_close(int32_t fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+int32_t ebpf_obj_map_dump(struct ebpf_obj *o, const char *map, uint8_t *buf, uint32_t cap)
+{
+	struct bpf_map *m;
+	uint32_t ksize, vsize, stride, used = 0;
+	int32_t count = 0;
+	uint8_t key[256], next[256];
+	void *prev = NULL;
+	int fd;
+
+	call_begin();
+	m = bpf_object__find_map_by_name(o->obj, map);
+	fd = m ? bpf_map__fd(m) : -1;
+	if (fd < 0)
+		return fail(-ENOENT, "no loaded map", map);
+	ksize = bpf_map__key_size(m);
+	vsize = bpf_map__value_size(m);
+	if (ksize > sizeof(key))
+		return fail(-EINVAL, "key too large in map", map);
+	stride = ((ksize + 7) & ~7u) + ((vsize + 7) & ~7u);
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(key, next, ksize);
+		prev = key;
+		if (cap - used < stride)
+			return -ENOSPC;
+		memset(buf + used, 0, stride);
+		memcpy(buf + used, key, ksize);
+		if (bpf_map_lookup_elem(fd, key, buf + used + ((ksize + 7) & ~7u)))
+			continue; /* deleted meanwhile */
+		used += stride;
+		count++;
+	}
+	return count;
 }
 
 struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *o, const char *map)

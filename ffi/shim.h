@@ -34,6 +34,15 @@ int32_t ebpf_obj_btf_size(struct ebpf_obj *obj, const char *type);
 /* Sum over CPUs of the u64 at key of a per-CPU array map; negative errno on failure. */
 double ebpf_obj_percpu_sum(struct ebpf_obj *obj, const char *map, uint32_t key);
 
+/* Before load: use an existing map (fd) for the object's map `map`; -ENOENT when it has none. */
+int32_t ebpf_obj_reuse_map(struct ebpf_obj *obj, const char *map, int32_t fd);
+/* After load: a new file descriptor of the object's map `map` (the caller closes it). */
+int32_t ebpf_obj_map_dup(struct ebpf_obj *obj, const char *map);
+void ebpf_fd_close(int32_t fd);
+/* Copies every entry of a (non per-CPU) hash map as key bytes then value bytes, each entry
+ * padded to 8 bytes. Returns the number of entries, or -ENOSPC when buf is too small. */
+int32_t ebpf_obj_map_dump(struct ebpf_obj *obj, const char *map, uint8_t *buf, uint32_t cap);
+
 /* Maps a BPF ring buffer of a loaded object for draining. */
 struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *obj, const char *map);
 /* Copies whole committed records into buf as [u32 length][u32 0][data, padded to 8 bytes]

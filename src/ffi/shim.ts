@@ -140,6 +140,45 @@ export class BpfObject {
     );
   }
 
+  /** Before load: makes the object use an existing map; false when it has no such map. */
+  reuseMap(map: string, fd: number): boolean {
+    const code = shim().ebpf_obj_reuse_map(this.#h, cstr(map), fd);
+    if (code === -2) return false;
+    unwrap(code, `cannot share map ${map} with ${this.name}`);
+    return true;
+  }
+
+  /** After load: a new file descriptor of a map; close it with {@linkcode closeFd}. */
+  dupMap(map: string): number {
+    return unwrap(shim().ebpf_obj_map_dup(this.#h, cstr(map)), `cannot dup map ${map}`);
+  }
+
+  /**
+   * Every entry of a hash map as `[key, value]` byte views (each padded to 8 bytes), read with
+   * one FFI call.
+   */
+  dumpMap(map: string, keySize: number, valueSize: number): { key: DataView; value: DataView }[] {
+    const stride = pad8(keySize) + pad8(valueSize);
+    let buf = this.#dumpBuf;
+    for (;;) {
+      const n = shim().ebpf_obj_map_dump(this.#h, cstr(map), buf, buf.length);
+      if (n === -28) { // ENOSPC
+        buf = this.#dumpBuf = new Uint8Array(buf.length * 4);
+        continue;
+      }
+      unwrap(n, `cannot read map ${map} of ${this.name}`);
+      const out = [];
+      for (let i = 0; i < n; i++) {
+        out.push({
+          key: new DataView(buf.buffer, i * stride, keySize),
+          value: new DataView(buf.buffer, i * stride + pad8(keySize), valueSize),
+        });
+      }
+      return out;
+    }
+  }
+  #dumpBuf = new Uint8Array(64 * 1024);
+
   /** Maps a loaded ring buffer for draining. */
   ring(map: string): RingBuffer {
     const handle = shim().ebpf_ring_open(this.#h, cstr(map));
@@ -190,6 +229,15 @@ export class RingBuffer {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+function pad8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Closes a file descriptor the shim handed out. */
+export function closeFd(fd: number): void {
+  shim().ebpf_fd_close(fd);
 }
 
 /** The running kernel's enum `name` from its BTF, as value -> name. */

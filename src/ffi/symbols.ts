@@ -28,6 +28,14 @@ export const symbols = {
   ebpf_obj_btf_size: { parameters: ["pointer", "buffer"], result: "i32" },
   /** double ebpf_obj_percpu_sum(struct ebpf_obj *, const char *map, uint32_t key) */
   ebpf_obj_percpu_sum: { parameters: ["pointer", "buffer", "u32"], result: "f64" },
+  /** int32_t ebpf_obj_reuse_map(struct ebpf_obj *, const char *map, int32_t fd) */
+  ebpf_obj_reuse_map: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  /** int32_t ebpf_obj_map_dup(struct ebpf_obj *, const char *map) */
+  ebpf_obj_map_dup: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** void ebpf_fd_close(int32_t fd) */
+  ebpf_fd_close: { parameters: ["i32"], result: "void" },
+  /** int32_t ebpf_obj_map_dump(struct ebpf_obj *, const char *map, uint8_t *buf, uint32_t cap) */
+  ebpf_obj_map_dump: { parameters: ["pointer", "buffer", "buffer", "u32"], result: "i32" },
   /** struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *, const char *map) */
   ebpf_ring_open: { parameters: ["pointer", "buffer"], result: "pointer" },
   /** int32_t ebpf_ring_drain(struct ebpf_ring *, uint8_t *buf, uint32_t cap) */

@@ -58,5 +58,7 @@ export function programRoutes(app: OpenAPIHono, ctx: AppContext): void {
       }),
       (c) => c.json(summarize(ctx, name, c.req.valid("query")), 200),
     );
+
+    program.routes?.(app, ctx);
   }
 }

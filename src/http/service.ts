@@ -29,6 +29,7 @@ export function listEvents(
   names: readonly string[],
   filter: EventFilter & { limit?: number },
 ) {
+  ctx.manager.refresh();
   const limit = filter.limit ?? DEFAULT_LIMIT;
   const picked: { ts: number; program: Program; slot: number }[] = [];
   let truncated = false;
@@ -58,11 +59,13 @@ export function summarize(
 ) {
   const program = ctx.programs.get(name)!;
   const table = ctx.store.get(name)!;
+  ctx.manager.refresh();
   const duration = query.duration ?? query.duration_seconds ?? DEFAULT_DURATION;
   const until = (ctx.now ?? Date.now)();
   const since = until - duration * 1000;
   const status = ctx.manager.status(name);
   const filter = { pid: query.pid, command: query.command, since, until };
+  const counters = ctx.store.counters(name);
   return {
     program: name,
     since: isoMicros(since),
@@ -70,9 +73,10 @@ export function summarize(
     duration_seconds: duration,
     pid: query.pid ?? null,
     command: query.command ?? null,
-    window_complete: ctx.store.lastEvictedTs(name) < since,
-    events_lost: status.lost,
-    events_evicted: status.evicted,
+    window_complete: ctx.store.lastEvictedTs(name) < since && counters.completeSince(since),
+    events_lost: counters.sumBetween(since, until).get("lost") ?? 0,
+    events_lost_total: status.lost,
+    events_evicted_total: status.evicted,
     ...program.summarize(table, filter, ctx.store),
   };
 }

@@ -6,7 +6,13 @@
  */
 
 import { readAsset } from "../assets.ts";
-import { bootToRealtimeMicros, BpfObject, ensureTracefs, type RingBuffer } from "../ffi/shim.ts";
+import {
+  bootToRealtimeMicros,
+  BpfObject,
+  closeFd,
+  ensureTracefs,
+  type RingBuffer,
+} from "../ffi/shim.ts";
 import { isLogEnabled, log } from "../log.ts";
 import type { EventTable, Store } from "../store/mod.ts";
 import type { Clock, Program, RecordDecoder } from "./program.ts";
@@ -47,7 +53,14 @@ interface Running {
   obj: BpfObject;
   ring: RingBuffer;
   decode: RecordDecoder;
+  sample?: (now: number) => void;
+  /** The kernel's lost counter at the last sample. */
+  lostSampled: number;
 }
+
+/** Maps that every object declaring them shares (bpf/include/sock_owner.h). */
+const SHARED_MAPS = ["sock_owner"];
+const SAMPLE_INTERVAL_MS = 1000;
 
 interface Slot {
   program: Program;
@@ -92,6 +105,8 @@ export class ProgramManager {
   readonly #buf = new Uint8Array(DRAIN_BUFFER_BYTES);
   readonly #view = new DataView(this.#buf.buffer);
   #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #sharedFds = new Map<string, number>();
+  #lastSample = 0;
 
   constructor(programs: Iterable<Program>, store: Store, options: ManagerOptions) {
     this.#store = store;
@@ -138,17 +153,16 @@ export class ProgramManager {
       obj.setMapSize("events", this.#options.ringSize);
       obj.setConstU32("self_tgid", this.#options.selfPid);
       slot.program.configure?.(obj);
+      for (const [map, fd] of this.#sharedFds) obj.reuseMap(map, fd);
       obj.load();
+      this.#keepSharedMaps(obj);
       this.#clock.refresh();
-      const decode = slot.program.decoder({
-        obj,
-        store: this.#store,
-        table: slot.table,
-        clock: this.#clock,
-      });
+      const ctx = { obj, store: this.#store, table: slot.table, clock: this.#clock };
+      const decode = slot.program.decoder(ctx);
+      const sample = slot.program.sampler?.(ctx);
       ring = obj.ring("events");
       obj.attach();
-      slot.running = { obj, ring, decode };
+      slot.running = { obj, ring, decode, sample, lostSampled: 0 };
       slot.state = "running";
       slot.error = null;
       slot.log = null;
@@ -173,6 +187,7 @@ export class ProgramManager {
     const running = slot.running;
     if (running) {
       this.#drainSlot(slot);
+      this.#sampleSlot(slot, Date.now());
       slot.lostBefore += this.#lostNow(slot);
       running.ring.close();
       running.obj.close();
@@ -188,6 +203,34 @@ export class ProgramManager {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     for (const name of this.#slots.keys()) this.stop(name);
+    for (const fd of this.#sharedFds.values()) closeFd(fd);
+    this.#sharedFds.clear();
+  }
+
+  /** Keeps a descriptor of each shared map the first object that has it created. */
+  #keepSharedMaps(obj: BpfObject): void {
+    for (const map of SHARED_MAPS) {
+      if (this.#sharedFds.has(map)) continue;
+      try {
+        this.#sharedFds.set(map, obj.dupMap(map));
+      } catch {
+        // this object does not declare that map
+      }
+    }
+  }
+
+  /** Logs the growth of kernel counters: lost events, and the program's own. */
+  #sampleSlot(slot: Slot, now: number): void {
+    const running = slot.running;
+    if (!running) return;
+    const lost = this.#lostNow(slot);
+    this.#store.counters(slot.program.name).add(now, "lost", lost - running.lostSampled);
+    running.lostSampled = lost;
+    try {
+      running.sample?.(now);
+    } catch (err) {
+      log.warn("cannot sample counters", { program: slot.program.name, error: String(err) });
+    }
   }
 
   /** Status of one program. */
@@ -202,9 +245,23 @@ export class ProgramManager {
 
   /** Moves every ring's records into the store; returns how many events were decoded. */
   drain(): number {
+    return this.#drainAll(false);
+  }
+
+  /** Drains every ring and reads every kernel counter now, so a query sees the latest. */
+  refresh(): void {
+    this.#drainAll(true);
+  }
+
+  #drainAll(sample: boolean): number {
     this.#clock.refresh();
     let n = 0;
     for (const slot of this.#slots.values()) if (slot.running) n += this.#drainSlot(slot);
+    const now = Date.now();
+    if (sample || now - this.#lastSample >= SAMPLE_INTERVAL_MS) {
+      this.#lastSample = now;
+      for (const slot of this.#slots.values()) this.#sampleSlot(slot, now);
+    }
     return n;
   }
 

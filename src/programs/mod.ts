@@ -6,6 +6,7 @@
  */
 
 import { connection } from "./connection/mod.ts";
+import { packetDrop } from "./packet_drop/mod.ts";
 import type { Program } from "./program.ts";
 
 export type { Program } from "./program.ts";
@@ -28,4 +29,5 @@ export function registry(list: readonly Program[]): ReadonlyMap<string, Program>
 /** Every program the server knows, in start order. */
 export const programs: ReadonlyMap<string, Program> = registry([
   connection,
+  packetDrop,
 ]);

@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { z } from "@hono/zod-openapi";
+import type { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppContext } from "../http/service.ts";
 import type { BpfObject } from "../ffi/shim.ts";
 import type { ColumnSpec, EventTable, Store } from "../store/mod.ts";
 import type { SummaryQuery } from "./query.ts";
@@ -48,6 +49,13 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
   configure?(obj: BpfObject): void;
   /** Binds a decoder to the loaded object's layout (read from its BTF). */
   decoder(ctx: DecoderContext<S>): RecordDecoder;
+  /**
+   * Binds a function the manager calls about once a second while the program runs (and once as
+   * it stops) to read kernel counters into `store.counters(name)`.
+   */
+  sampler?(ctx: DecoderContext<S>): (now: number) => void;
+  /** Extra routes beyond the generated ones (registered by the HTTP layer). */
+  routes?(app: OpenAPIHono, ctx: AppContext): void;
   /** One stored event as JSON. */
   toJson(table: EventTable<S>, slot: number, store: Store): Record<string, unknown>;
   /** The summary over the rows that match `query`. */

@@ -93,9 +93,9 @@ export function sortedCounts(counts: Map<string, number>): Record<string, number
   return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]));
 }
 
-/** Adds one to `key` in `counts`. */
-export function bump(counts: Map<string, number>, key: string): void {
-  counts.set(key, (counts.get(key) ?? 0) + 1);
+/** Adds `n` (default one) to `key` in `counts`. */
+export function bump(counts: Map<string, number>, key: string, n = 1): void {
+  counts.set(key, (counts.get(key) ?? 0) + n);
 }
 
 /** The value at quantile `q` (0..1) of sorted `values`, or null when empty. */

@@ -5,9 +5,11 @@
  * @module
  */
 
+import { CounterLog } from "./counter_log.ts";
 import { Interner } from "./interner.ts";
 import { type ColumnSpec, EventTable } from "./table.ts";
 
+export { CounterLog } from "./counter_log.ts";
 export { Interner } from "./interner.ts";
 export { BASE_COLUMNS, type ColumnKind, type ColumnSpec, EventTable } from "./table.ts";
 
@@ -23,6 +25,7 @@ export class Store {
   /** Strings shared by every table (commands, paths). */
   readonly strings = new Interner();
   #tables = new Map<string, EventTable>();
+  #counters = new Map<string, CounterLog>();
   #evicted = new Map<string, number>();
   #lastEvictedTs = new Map<string, number>();
   #total = 0;
@@ -42,6 +45,13 @@ export class Store {
     this.#tables.set(name, table as unknown as EventTable);
     this.#evicted.set(name, 0);
     return table;
+  }
+
+  /** The log of kernel counter increments of a program (created on first use). */
+  counters(name: string): CounterLog {
+    let log = this.#counters.get(name);
+    if (!log) this.#counters.set(name, log = new CounterLog());
+    return log;
   }
 
   /** The table of a program, if it has one. */

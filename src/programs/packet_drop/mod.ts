@@ -1,0 +1,311 @@
+/**
+ * packet_drop: every packet the kernel drops, from `bpf/packet_drop.bpf.c`, with the kernel's
+ * own reason name, the dropping function, the flow and the socket's owner; plus exact counts
+ * per (reason, location) from in-kernel counters.
+ *
+ * @module
+ */
+
+import { createRoute } from "@hono/zod-openapi";
+import type { BpfObject } from "../../ffi/shim.ts";
+import { kernelSymbols } from "../../kernel/kallsyms.ts";
+import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
+import { etherTypeName, tcpFlagNames } from "../../net/ethernet.ts";
+import { AF_INET, AF_INET6, protocolName } from "../../net/names.ts";
+import type { EventTable, Store } from "../../store/mod.ts";
+import { structLayout } from "../layout.ts";
+import { type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
+import { bump, forEachRow, isoMicros, sortedCounts, type SummaryQuery } from "../query.ts";
+import { kernelDropReasons } from "./reasons.ts";
+import { DropReasonList, PacketDropEvent, PacketDropSummary } from "./schema.ts";
+
+/** Store columns beyond ts, pid and comm (pid/comm: the owner when known, else the context). */
+export const columns = {
+  reason: "u16",
+  loc_lo: "u32",
+  loc_hi: "u32",
+  ctx_pid: "u32",
+  ctx_comm: "str",
+  owner_cgroup: "f64",
+  has_owner: "u8",
+  len: "u32",
+  ifindex: "u32",
+  netns: "u32",
+  ifname: "str",
+  protocol: "u16",
+  l4: "u8",
+  ipver: "u8",
+  tcp_flags: "u8",
+  sport: "u16",
+  dport: "u16",
+  saddr: "bytes16",
+  daddr: "bytes16",
+} as const;
+
+type Columns = typeof columns;
+
+const FIELDS = {
+  ts_ns: 8,
+  location: 8,
+  owner_cgroup_id: 8,
+  reason: 4,
+  pid: 4,
+  owner_pid: 4,
+  len: 4,
+  ifindex: 4,
+  netns: 4,
+  protocol: 2,
+  sport: 2,
+  dport: 2,
+  l4_protocol: 1,
+  ip_version: 1,
+  tcp_flags: 1,
+  has_owner: 1,
+  saddr: 16,
+  daddr: 16,
+  comm: 16,
+  owner_comm: 16,
+  ifname: 16,
+} as const;
+
+/** Counter keys in the store's counter log: `drop <reason code> <location hex>`. */
+const DROP_KEY = "drop ";
+
+function configure(obj: BpfObject): void {
+  const reasons = kernelDropReasons();
+  const notDropped = reasons.code("NOT_DROPPED_YET");
+  const consumed = reasons.code("CONSUMED");
+  // Kernels without these names get values no reason has.
+  obj.setConstU32("reason_not_dropped", notDropped ?? 0xffffffff);
+  obj.setConstU32("reason_consumed", consumed ?? 0xfffffffe);
+}
+
+function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
+  const at = structLayout(obj, "packet_drop_event", FIELDS);
+  const strings = store.strings;
+  return (view, bytes, r, size) => {
+    if (size < at.$size) {
+      throw new RangeError(`packet_drop record of ${size} bytes, expected ${at.$size}`);
+    }
+    const s = store.append(table as unknown as EventTable);
+    const c = table.cols;
+    c.ts[s] = clock.wallMs(
+      view.getUint32(r + at.ts_ns, true),
+      view.getUint32(r + at.ts_ns + 4, true),
+    );
+    const ctxPid = view.getUint32(r + at.pid, true);
+    const ctxComm = strings.internBytes(bytes, r + at.comm, 16);
+    const hasOwner = bytes[r + at.has_owner];
+    c.ctx_pid[s] = ctxPid;
+    c.ctx_comm[s] = ctxComm;
+    c.has_owner[s] = hasOwner;
+    if (hasOwner) {
+      c.pid[s] = view.getUint32(r + at.owner_pid, true);
+      c.comm[s] = strings.internBytes(bytes, r + at.owner_comm, 16);
+      c.owner_cgroup[s] = view.getUint32(r + at.owner_cgroup_id, true) +
+        view.getUint32(r + at.owner_cgroup_id + 4, true) * 4294967296;
+    } else {
+      c.pid[s] = ctxPid;
+      c.comm[s] = ctxComm;
+      c.owner_cgroup[s] = 0;
+    }
+    c.reason[s] = view.getUint32(r + at.reason, true);
+    c.loc_lo[s] = view.getUint32(r + at.location, true);
+    c.loc_hi[s] = view.getUint32(r + at.location + 4, true);
+    c.len[s] = view.getUint32(r + at.len, true);
+    c.ifindex[s] = view.getUint32(r + at.ifindex, true);
+    c.netns[s] = view.getUint32(r + at.netns, true);
+    c.ifname[s] = strings.internBytes(bytes, r + at.ifname, 16);
+    c.protocol[s] = view.getUint16(r + at.protocol, true);
+    c.l4[s] = bytes[r + at.l4_protocol];
+    c.ipver[s] = bytes[r + at.ip_version];
+    c.tcp_flags[s] = bytes[r + at.tcp_flags];
+    c.sport[s] = view.getUint16(r + at.sport, true);
+    c.dport[s] = view.getUint16(r + at.dport, true);
+    (c.saddr as Uint8Array).set(bytes.subarray(r + at.saddr, r + at.saddr + 16), s * 16);
+    (c.daddr as Uint8Array).set(bytes.subarray(r + at.daddr, r + at.daddr + 16), s * 16);
+  };
+}
+
+/** Reads the in-kernel counters and logs what grew since the last read. */
+function sampler({ obj, store }: DecoderContext<Columns>): (now: number) => void {
+  const key = structLayout(obj, "drop_key", { location: 8, reason: 4 });
+  const keySize = key.$size;
+  const log = store.counters("packet_drop");
+  const previous = new Map<string, number>();
+  let overflowBefore = 0;
+  return (now) => {
+    for (const { key: k, value } of obj.dumpMap("drop_counts", keySize, 8)) {
+      const reason = k.getUint32(key.reason, true);
+      const loc = k.getBigUint64(key.location, true);
+      const name = `${DROP_KEY}${reason} ${loc.toString(16)}`;
+      const count = Number(value.getBigUint64(0, true));
+      log.add(now, name, count - (previous.get(name) ?? 0));
+      previous.set(name, count);
+    }
+    const overflow = obj.percpuSum("counts_overflow");
+    log.add(now, "counts_overflow", overflow - overflowBefore);
+    overflowBefore = overflow;
+  };
+}
+
+function locationOf(table: EventTable<Columns>, slot: number): bigint {
+  return (BigInt(table.cols.loc_hi[slot]) << 32n) | BigInt(table.cols.loc_lo[slot]);
+}
+
+function addressOf(
+  table: EventTable<Columns>,
+  column: "saddr" | "daddr",
+  slot: number,
+): string | null {
+  const version = table.cols.ipver[slot];
+  const bytes = table.bytes16(column, slot);
+  if (version === 4) return formatIPv4(bytes);
+  if (version === 6) return formatIPv6(bytes);
+  return null;
+}
+
+function hasPorts(l4: number): boolean {
+  return l4 === 6 || l4 === 17 || l4 === 132 || l4 === 136;
+}
+
+function toJson(table: EventTable<Columns>, slot: number, store: Store) {
+  const c = table.cols;
+  const reasons = kernelDropReasons();
+  const loc = locationOf(table, slot);
+  const version = c.ipver[slot];
+  const l4 = c.l4[slot];
+  const ports = version !== 0 && hasPorts(l4);
+  const sip = addressOf(table, "saddr", slot);
+  const dip = addressOf(table, "daddr", slot);
+  const sport = ports ? c.sport[slot] : null;
+  const dport = ports ? c.dport[slot] : null;
+  const family = version === 4 ? AF_INET : AF_INET6;
+  const ifname = store.strings.get(c.ifname[slot]);
+  return {
+    type: "packet_drop",
+    wall_time: isoMicros(c.ts[slot]),
+    timestamp_ms: c.ts[slot],
+    pid: c.pid[slot],
+    command: store.strings.get(c.comm[slot]),
+    reason: reasons.name(c.reason[slot]),
+    reason_code: c.reason[slot],
+    location: `0x${loc.toString(16)}`,
+    location_symbol: kernelSymbols().resolve(loc),
+    protocol: etherTypeName(c.protocol[slot]),
+    protocol_number: c.protocol[slot],
+    l4_protocol: version === 0 ? null : protocolName(family, l4, 1),
+    source_ip: sip,
+    source_port: sport,
+    destination_ip: dip,
+    destination_port: dport,
+    source: sip === null ? null : sport === null ? sip : joinHostPort(sip, sport),
+    destination: dip === null ? null : dport === null ? dip : joinHostPort(dip, dport),
+    tcp_flags: version !== 0 && l4 === 6 ? tcpFlagNames(c.tcp_flags[slot]) : null,
+    length: c.len[slot],
+    interface: ifname === "" ? null : ifname,
+    ifindex: c.ifindex[slot],
+    netns: c.netns[slot],
+    context_pid: c.ctx_pid[slot],
+    context_command: store.strings.get(c.ctx_comm[slot]),
+    owner: c.has_owner[slot]
+      ? {
+        pid: c.pid[slot],
+        command: store.strings.get(c.comm[slot]),
+        cgroup_id: c.owner_cgroup[slot],
+      }
+      : null,
+  };
+}
+
+function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
+  const c = table.cols;
+  const reasons = kernelDropReasons();
+  const symbols = kernelSymbols();
+  const byReason = new Map<string, number>();
+  const byLocation = new Map<string, number>();
+  const byProtocol = new Map<string, number>();
+  const byL4 = new Map<string, number>();
+  const byInterface = new Map<string, number>();
+  const byOwner = new Map<string, { pid: number; command: string; count: number }>();
+  let unattributed = 0;
+  const filtered = query.pid !== undefined || query.command !== undefined;
+  const events = forEachRow(table as unknown as EventTable, store, query, (s) => {
+    if (filtered) {
+      bump(byReason, reasons.name(c.reason[s]));
+      bump(
+        byLocation,
+        symbols.resolve(locationOf(table, s)) ?? `0x${locationOf(table, s).toString(16)}`,
+      );
+    }
+    bump(byProtocol, etherTypeName(c.protocol[s]));
+    if (c.ipver[s]) {
+      bump(byL4, protocolName(c.ipver[s] === 4 ? AF_INET : AF_INET6, c.l4[s], 1) ?? "?");
+    }
+    bump(byInterface, store.strings.get(c.ifname[s]) || "none");
+    if (!c.has_owner[s]) {
+      unattributed++;
+      return;
+    }
+    const key = `${c.pid[s]} ${c.comm[s]}`;
+    const entry = byOwner.get(key) ??
+      { pid: c.pid[s], command: store.strings.get(c.comm[s]), count: 0 };
+    entry.count++;
+    byOwner.set(key, entry);
+  });
+  let total = events;
+  if (!filtered) {
+    total = 0;
+    const counted = store.counters("packet_drop").sumBetween(query.since, query.until, DROP_KEY);
+    for (const [key, n] of counted) {
+      const [, reason, loc] = key.split(" ");
+      const addr = BigInt("0x" + loc);
+      bump(byReason, reasons.name(Number(reason)), n);
+      bump(byLocation, symbols.resolve(addr) ?? `0x${loc}`, n);
+      total += n;
+    }
+  }
+  return {
+    total_drops: total,
+    counts_source: filtered ? "events" as const : "kernel" as const,
+    events_in_window: events,
+    by_reason: sortedCounts(byReason),
+    by_location: sortedCounts(byLocation),
+    by_protocol: sortedCounts(byProtocol),
+    by_l4_protocol: sortedCounts(byL4),
+    by_interface: sortedCounts(byInterface),
+    by_owner: [...byOwner.values()].sort((a, b) => b.count - a.count).slice(0, 50),
+    unattributed,
+  };
+}
+
+export const packetDrop = defineProgram<Columns>({
+  name: "packet_drop",
+  description:
+    "Every packet the kernel drops (skb:kfree_skb): the kernel's reason, the dropping function, the flow, the device, and the process that owned the socket.",
+  columns,
+  eventSchema: PacketDropEvent,
+  summarySchema: PacketDropSummary,
+  configure,
+  decoder,
+  sampler,
+  toJson,
+  summarize,
+  routes(app) {
+    app.openapi(
+      createRoute({
+        method: "get",
+        path: "/api/drop-reasons",
+        tags: ["packet_drop"],
+        summary: "Every drop reason the running kernel knows (from its BTF), code and name",
+        responses: {
+          200: {
+            description: "reasons",
+            content: { "application/json": { schema: DropReasonList } },
+          },
+        },
+      }),
+      (c) => c.json({ reasons: kernelDropReasons().list() }, 200),
+    );
+  },
+});
