@@ -54,7 +54,7 @@ Environment:
   LOG_LEVEL               default of --log-level
   DOCS_ENABLED            false to turn /docs off (default true)
 
-It needs root (or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN) and a kernel with BTF
+It needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) and a kernel with BTF
 (/sys/kernel/btf/vmlinux). SIGINT or SIGTERM detaches every program and exits.
 `;
 
@@ -159,7 +159,8 @@ export function parseConfig(
     }
   }
 
-  const levelText = values["log-level"] ?? env.LOG_LEVEL ?? options.defaultLogLevel ??
+  const levelText = values["log-level"] ?? (env.LOG_LEVEL || undefined) ??
+    options.defaultLogLevel ??
     DEFAULTS.logLevel;
   const logLevel = levelText.toLowerCase() as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {

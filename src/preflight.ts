@@ -28,7 +28,7 @@ function has(caps: bigint, cap: bigint): boolean {
 export function preflightProblem(): string | null {
   const caps = effectiveCaps();
   if (!has(caps, CAP_SYS_ADMIN) && !(has(caps, CAP_BPF) && has(caps, CAP_PERFMON))) {
-    return "ebpf-server must run as root (or with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) to load its BPF programs; try: sudo ebpf-server";
+    return "it must run as root (or with CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its BPF programs; try: sudo ebpf-server";
   }
   try {
     Deno.statSync("/sys/kernel/btf/vmlinux");

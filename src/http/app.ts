@@ -32,6 +32,8 @@ export function createApp(ctx: AppContext): OpenAPIHono {
       const status = err.status;
       const message = status === 415
         ? "the body must be JSON: send it with 'content-type: application/json'"
+        : status === 400 && /malformed json/i.test(err.message)
+        ? 'malformed JSON body: send a JSON object such as {"pid": 1234}'
         : err.message;
       return c.json({ error: message }, status);
     }

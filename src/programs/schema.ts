@@ -25,13 +25,18 @@ export const SummaryBase = z.object({
   pid: z.number().int().nullable().openapi({ description: "the pid filter, if any" }),
   command: z.string().nullable().openapi({ description: "the command filter, if any" }),
   window_complete: z.boolean().openapi({
-    description: "false when events of the window were already evicted from the store",
+    description:
+      "false when events (or counter samples) of the window were already evicted from the store",
   }),
   events_lost: z.number().int().openapi({
     description:
-      "events the kernel could not hand over (ring buffer full) since the program started, all windows",
+      "events the kernel could not hand over (ring buffer full) inside the window (sampled each second)",
   }),
-  events_evicted: z.number().int().openapi({
-    description: "events evicted from the store to stay within its capacity, all windows",
+  events_lost_total: z.number().int().openapi({
+    description: "events lost since the server started, all windows",
+  }),
+  events_evicted_total: z.number().int().openapi({
+    description:
+      "events evicted from the store to stay within its capacity, since the server started",
   }),
 });

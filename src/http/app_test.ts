@@ -1,0 +1,569 @@
+import assert from "node:assert/strict";
+import { readAsset } from "../assets.ts";
+import { BpfObject } from "../ffi/shim.ts";
+import { connection } from "../programs/connection/mod.ts";
+import { ProgramManager } from "../programs/manager.ts";
+import { programs } from "../programs/mod.ts";
+import type { Clock } from "../programs/program.ts";
+import { isoMicros } from "../programs/query.ts";
+import { Store } from "../store/mod.ts";
+import { createApp } from "./app.ts";
+import type { z } from "@hono/zod-openapi";
+
+/** The fixed "now" of the app; events happen shortly before it. */
+const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
+/** Boot time 0 is this wall time: a boot stamp of t ns is RECENT + t/1e6 ms. */
+const RECENT = NOW - 30_000;
+const OLD = NOW - 120_000;
+
+const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+interface Connect {
+  /** ms after RECENT (negative for older events) */
+  at: number;
+  pid: number;
+  comm: string;
+  ret: number;
+  family: number;
+  sockType: number;
+  protocol: number;
+  port?: number;
+  addr?: number[];
+  unixPath?: string;
+}
+
+/** Events in time order, as the kernel would hand them over. */
+const CONNECTS: Connect[] = [
+  {
+    at: OLD - RECENT,
+    pid: 400,
+    comm: "ssh",
+    ret: 0,
+    family: AF_INET,
+    sockType: 1,
+    protocol: 6,
+    port: 22,
+    addr: [10, 0, 0, 1],
+  },
+  {
+    at: 1,
+    pid: 100,
+    comm: "curl",
+    ret: -111,
+    family: AF_INET,
+    sockType: 1,
+    protocol: 6,
+    port: 8443,
+    addr: [10, 1, 2, 3],
+  },
+  {
+    at: 2,
+    pid: 100,
+    comm: "curl",
+    ret: 0,
+    family: AF_INET,
+    sockType: 1,
+    protocol: 6,
+    port: 8443,
+    addr: [10, 1, 2, 3],
+  },
+  {
+    at: 3,
+    pid: 200,
+    comm: "nginx",
+    ret: -115,
+    family: AF_INET,
+    sockType: 1,
+    protocol: 6,
+    port: 80,
+    addr: [10, 9, 9, 9],
+  },
+  {
+    at: 4,
+    pid: 300,
+    comm: "dig",
+    ret: 0,
+    family: AF_INET6,
+    sockType: 2,
+    protocol: 17,
+    port: 53,
+    addr: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+  },
+  {
+    at: 5,
+    pid: 100,
+    comm: "curl",
+    ret: 0,
+    family: AF_UNIX,
+    sockType: 1,
+    protocol: 0,
+    unixPath: "/run/app.sock",
+  },
+];
+
+/** Puts CONNECTS into `store` through the real decoder, with synthetic records. */
+function fill(store: Store): void {
+  using obj = new BpfObject(readAsset("bpf/connection.bpf.o"), "connection");
+  const member = (name: string) => obj.member("connection_event", name).offset;
+  const size = obj.structSize("connection_event");
+  const table = store.table("connection", connection.columns);
+  const clock: Clock = { wallMs: (lo, hi) => RECENT + (hi * 2 ** 32 + lo) / 1e6 };
+  const decode = connection.decoder({ obj, store, table, clock });
+  const encoder = new TextEncoder();
+  for (const e of CONNECTS) {
+    const bytes = new Uint8Array(size + 16);
+    const view = new DataView(bytes.buffer);
+    const r = 8;
+    const tsNs = BigInt(e.at) * 1_000_000n + 10n ** 12n; // keep boot time positive
+    view.setBigUint64(r + member("ts_ns"), tsNs, true);
+    view.setBigUint64(r + member("latency_ns"), 1000n * BigInt(e.pid), true);
+    view.setBigUint64(r + member("cgroup_id"), 77n, true);
+    view.setUint32(r + member("pid"), e.pid, true);
+    view.setUint32(r + member("tid"), e.pid, true);
+    view.setUint32(r + member("uid"), 0, true);
+    view.setInt32(r + member("ret"), e.ret, true);
+    view.setUint16(r + member("family"), e.family, true);
+    view.setUint16(r + member("port"), e.port ?? 0, true);
+    view.setUint16(r + member("sock_type"), e.sockType, true);
+    view.setUint16(r + member("protocol"), e.protocol, true);
+    bytes.set(e.addr ?? [], r + member("addr"));
+    bytes.set(encoder.encode(e.comm), r + member("comm"));
+    const path = encoder.encode(e.unixPath ?? "");
+    bytes.set(path, r + member("unix_path"));
+    view.setUint32(r + member("unix_path_len"), e.unixPath ? path.length + 1 : 0, true);
+    decode(view, bytes, r, size);
+  }
+}
+
+/** The wall time of an event of CONNECTS (the boot offset cancels out: see fill). */
+function tsOf(e: Connect): number {
+  return RECENT + 1_000_000 + e.at;
+}
+
+function setup(options: { docs?: boolean; events?: boolean } = {}) {
+  const store = new Store(1000);
+  const manager = new ProgramManager(programs.values(), store, {
+    ringSize: 1 << 16,
+    drainIntervalMs: 10,
+    selfPid: Deno.pid,
+  });
+  if (options.events ?? true) fill(store);
+  const app = createApp({
+    programs,
+    manager,
+    store,
+    docs: options.docs ?? true,
+    startedAt: Date.now(),
+    now: () => NOW + 1_000_000,
+  });
+  return { app, store, manager };
+}
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+async function get(app: ReturnType<typeof setup>["app"], path: string, init?: RequestInit) {
+  const res = await app.request(path, init);
+  const type = res.headers.get("content-type") ?? "";
+  assert.match(type, /application\/json/, `${path}: content-type ${type}`);
+  return { status: res.status, body: await res.json() as Json };
+}
+
+async function ok(app: ReturnType<typeof setup>["app"], path: string, init?: RequestInit) {
+  const { status, body } = await get(app, path, init);
+  assert.equal(status, 200, `${path}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** Asserts a JSON error whose `error` names `field`. */
+async function bad(
+  app: ReturnType<typeof setup>["app"],
+  path: string,
+  field: string,
+  init?: RequestInit,
+  status = 400,
+) {
+  const res = await get(app, path, init);
+  assert.equal(res.status, status, `${path}: ${JSON.stringify(res.body)}`);
+  assert.equal(typeof res.body.error, "string");
+  assert.ok(
+    res.body.error.includes(field),
+    `${path}: error '${res.body.error}' should name ${field}`,
+  );
+  return res.body;
+}
+
+function post(body: unknown, type = "application/json"): RequestInit {
+  return {
+    method: "POST",
+    headers: { "content-type": type },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  };
+}
+
+Deno.test("GET /health shows the server, programs and store", async () => {
+  const { app } = setup();
+  const body = await ok(app, "/health");
+  assert.equal(body.status, "degraded"); // nothing is started in this test
+  assert.equal(typeof body.uptime_seconds, "number");
+  assert.ok(body.uptime_seconds >= 0);
+  assert.deepEqual(body.store, { capacity: 1000, size: CONNECTS.length, evicted: 0 });
+  assert.deepEqual(body.programs.map((p: Json) => p.name), [...programs.keys()]);
+  const conn = body.programs.find((p: Json) => p.name === "connection");
+  assert.deepEqual(conn, {
+    name: "connection",
+    description: connection.description,
+    state: "stopped",
+    error: null,
+    events: 0,
+    lost: 0,
+    evicted: 0,
+    stored: CONNECTS.length,
+    decode_errors: 0,
+    started_at: null,
+  });
+});
+
+Deno.test("GET /api/programs lists every program", async () => {
+  const { app } = setup();
+  const body = await ok(app, "/api/programs");
+  assert.deepEqual(body.programs.map((p: Json) => p.name), [...programs.keys()]);
+  for (const p of body.programs) assert.equal(p.state, "stopped");
+});
+
+Deno.test("GET /api/events lists events newest first", async () => {
+  const { app } = setup();
+  const body = await ok(app, "/api/events");
+  assert.equal(body.count, CONNECTS.length);
+  assert.equal(body.limit, 100);
+  assert.equal(body.truncated, false);
+  const times = body.events.map((e: Json) => e.timestamp_ms);
+  assert.deepEqual(times, CONNECTS.map(tsOf).reverse());
+  assert.deepEqual(
+    body.events.map((e: Json) => e.destination),
+    ["/run/app.sock", "[2001:db8::1]:53", "10.9.9.9:80", "10.1.2.3:8443", "10.1.2.3:8443"]
+      .concat(["10.0.0.1:22"]),
+  );
+  for (const event of body.events) {
+    assert.equal(event.type, "connection");
+    connection.eventSchema.parse(event);
+  }
+});
+
+Deno.test("GET /api/events filters by type, pid, command, limit, since and until", async () => {
+  const { app } = setup();
+  const pids = async (query: string) =>
+    (await ok(app, `/api/events?${query}`)).events.map((e: Json) => e.pid);
+
+  assert.deepEqual(await pids("type=connection"), [100, 300, 200, 100, 100, 400]);
+  assert.deepEqual(await pids("pid=100"), [100, 100, 100]);
+  assert.deepEqual(await pids("command=nginx"), [200]);
+  assert.deepEqual(await pids("command=nosuch"), []);
+  assert.deepEqual(await pids("pid=100&command=nginx"), []);
+  assert.deepEqual(await pids("pid=100&command=curl&limit=2"), [100, 100]);
+
+  const limited = await ok(app, "/api/events?limit=2");
+  assert.equal(limited.count, 2);
+  assert.equal(limited.limit, 2);
+  assert.equal(limited.truncated, true);
+  assert.deepEqual(limited.events.map((e: Json) => e.pid), [100, 300]);
+
+  const exact = await ok(app, "/api/events?pid=100&limit=3");
+  assert.equal(exact.count, 3);
+  assert.equal(exact.truncated, false);
+
+  const at = (i: number) => encodeURIComponent(new Date(tsOf(CONNECTS[i])).toISOString());
+  assert.deepEqual(await pids(`since=${at(3)}`), [100, 300, 200]);
+  assert.deepEqual(await pids(`until=${at(2)}`), [100, 100, 400]);
+  assert.deepEqual(await pids(`since=${at(1)}&until=${at(2)}`), [100, 100]);
+  assert.deepEqual(await pids(`since=${at(2)}&until=${at(2)}`), [100]);
+});
+
+Deno.test("GET /api/programs/connection/events and /api/list-connections", async () => {
+  const { app } = setup();
+  const events = await ok(app, "/api/programs/connection/events?pid=100&limit=1");
+  assert.equal(events.count, 1);
+  assert.equal(events.truncated, true);
+  assert.equal(events.events[0].unix_path, "/run/app.sock");
+  assert.equal(events.events[0].protocol, "UNIX");
+
+  const list = await ok(app, "/api/list-connections?command=curl");
+  assert.equal(list.count, 3);
+  assert.equal(list.truncated, false);
+  assert.equal(list.events, undefined);
+  assert.deepEqual(
+    list.connections.map((e: Json) => e.result),
+    ["ok", "ok", "ECONNREFUSED"],
+  );
+  for (const e of list.connections) connection.eventSchema.parse(e);
+});
+
+Deno.test("GET /api/programs/connection/summary over the default window", async () => {
+  const { app } = setup();
+  const body = await ok(app, "/api/programs/connection/summary");
+  assert.equal(body.program, "connection");
+  assert.equal(body.duration_seconds, 60);
+  assert.equal(body.until, isoMicros(NOW + 1_000_000));
+  assert.equal(body.since, isoMicros(NOW + 1_000_000 - 60_000));
+  assert.equal(body.pid, null);
+  assert.equal(body.command, null);
+  assert.equal(body.window_complete, true);
+  assert.equal(body.events_lost, 0);
+  // the ssh event is two minutes old: outside the window
+  assert.equal(body.total_attempts, 5);
+  assert.equal(body.successful, 3);
+  assert.equal(body.failed, 1);
+  assert.equal(body.in_progress, 1);
+  assert.deepEqual(body.by_result, { ok: 3, ECONNREFUSED: 1, EINPROGRESS: 1 });
+  assert.deepEqual(body.by_command, { curl: 3, nginx: 1, dig: 1 });
+  assert.deepEqual(body.top_destinations[0], {
+    destination: "10.1.2.3:8443",
+    count: 2,
+    failed: 1,
+  });
+});
+
+/** Asserts `body` is valid for `schema` and has exactly the fields it documents. */
+function assertDocumented(schema: z.ZodType, body: Json, what: string): void {
+  const result = schema.safeParse(body);
+  assert.ok(result.success, `${what}: ${result.error?.message}`);
+  const documented = Object.keys((schema as z.ZodObject).shape).sort();
+  assert.deepEqual(Object.keys(body).sort(), documented, `${what}: fields differ from the schema`);
+}
+
+Deno.test("summary answers have exactly the documented fields", async () => {
+  const { app } = setup();
+  for (
+    const path of [
+      "/api/programs/connection/summary",
+      "/api/connection-summary",
+      "/api/connections/summary",
+    ]
+  ) {
+    assertDocumented(connection.summarySchema, await ok(app, path), `GET ${path}`);
+  }
+  assertDocumented(
+    connection.summarySchema,
+    await ok(app, "/api/connection-summary", post({ pid: 100 })),
+    "POST /api/connection-summary",
+  );
+});
+
+Deno.test("events have exactly the documented fields", async () => {
+  const { app } = setup();
+  const { events } = await ok(app, "/api/events");
+  assert.equal(events.length, CONNECTS.length);
+  for (const event of events) assertDocumented(connection.eventSchema, event, "event");
+});
+
+Deno.test("GET summaries filter by pid, command and duration", async () => {
+  const { app } = setup();
+  for (const path of ["/api/programs/connection/summary", "/api/connection-summary"]) {
+    const byPid = await ok(app, `${path}?pid=100`);
+    assert.equal(byPid.pid, 100);
+    assert.equal(byPid.total_attempts, 3);
+
+    const byCommand = await ok(app, `${path}?command=nginx`);
+    assert.equal(byCommand.command, "nginx");
+    assert.equal(byCommand.total_attempts, 1);
+    assert.equal(byCommand.in_progress, 1);
+
+    const long = await ok(app, `${path}?duration=300`);
+    assert.equal(long.duration_seconds, 300);
+    assert.equal(long.total_attempts, 6);
+
+    const longToo = await ok(app, `${path}?duration_seconds=300`);
+    assert.equal(longToo.duration_seconds, 300);
+    assert.equal(longToo.total_attempts, 6);
+
+    const both = await ok(app, `${path}?duration=300&duration_seconds=300&pid=400`);
+    assert.equal(both.total_attempts, 1);
+  }
+});
+
+Deno.test("GET /api/connections/summary is the same summary", async () => {
+  const { app } = setup();
+  const a = await ok(app, "/api/connections/summary?pid=100&duration=120");
+  const b = await ok(app, "/api/connection-summary?pid=100&duration=120");
+  const c = await ok(app, "/api/programs/connection/summary?pid=100&duration=120");
+  assert.deepEqual(a, b);
+  assert.deepEqual(a, c);
+  assert.equal(a.total_attempts, 3);
+});
+
+Deno.test("POST /api/connection-summary takes its filters from a JSON body", async () => {
+  const { app } = setup();
+  const body = await ok(app, "/api/connection-summary", post({ pid: 100, duration: 300 }));
+  assert.equal(body.pid, 100);
+  assert.equal(body.duration_seconds, 300);
+  assert.equal(body.total_attempts, 3);
+
+  const all = await ok(app, "/api/connection-summary", post({ duration_seconds: 300 }));
+  assert.equal(all.total_attempts, 6);
+  assert.equal(all.duration_seconds, 300);
+
+  const byCommand = await ok(app, "/api/connection-summary", post({ command: "ssh" }));
+  assert.equal(byCommand.total_attempts, 0); // ssh is outside the default 60 s window
+  assert.equal(byCommand.command, "ssh");
+
+  const empty = await ok(app, "/api/connection-summary", post({}));
+  assert.equal(empty.total_attempts, 5);
+  const none = await ok(app, "/api/connection-summary", { method: "POST" });
+  assert.equal(none.total_attempts, 5);
+});
+
+Deno.test("bad query parameters are a 400 naming the field", async () => {
+  const { app } = setup();
+  await bad(app, "/api/events?pid=abc", "'pid'");
+  await bad(app, "/api/events?pid=-1", "'pid'");
+  await bad(app, "/api/events?pid=4294967296", "'pid'");
+  await bad(app, "/api/events?limit=0", "'limit'");
+  await bad(app, "/api/events?limit=100000", "'limit'");
+  await bad(app, "/api/events?since=yesterday", "'since'");
+  await bad(app, "/api/events?until=2026-13-45T00:00:00Z", "'until'");
+  await bad(
+    app,
+    "/api/events?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+    "'since'",
+  );
+  await bad(app, "/api/events?foo=1", "'foo'");
+  await bad(app, "/api/events?type=nosuch", "'type'");
+  await bad(app, "/api/events?type=connection,nosuch", "'type'");
+  await bad(app, "/api/programs/connection/events?type=connection", "'type'");
+  await bad(app, "/api/programs/connection/events?limit=abc", "'limit'");
+  await bad(app, "/api/list-connections?since=yesterday", "'since'");
+  await bad(app, "/api/programs/connection/summary?duration=0", "'duration'");
+  await bad(app, "/api/programs/connection/summary?duration=999999999", "'duration'");
+  await bad(app, "/api/programs/connection/summary?limit=5", "'limit'");
+  await bad(app, "/api/connection-summary?duration=5&duration_seconds=6", "'duration_seconds'");
+  await bad(app, "/api/connections/summary?pid=abc", "'pid'");
+  const body = await bad(app, "/api/connection-summary?foo=1", "'foo'");
+  assert.deepEqual(body.issues, [{ field: "foo", message: "unknown query parameter 'foo'" }]);
+});
+
+Deno.test("bad POST bodies are JSON errors", async () => {
+  const { app } = setup();
+  const path = "/api/connection-summary";
+  await bad(app, path, "JSON", post("pid=100", "text/plain"), 415);
+  await bad(app, path, "JSON", post("pid=100", "application/x-www-form-urlencoded"), 415);
+  await bad(app, path, "'foo'", post({ foo: 1 }));
+  await bad(app, path, "'pid'", post({ pid: "abc" }));
+  await bad(app, path, "'pid'", post({ pid: -1 }));
+  await bad(app, path, "'duration'", post({ duration: 0 }));
+  await bad(app, path, "'duration_seconds'", post({ duration: 5, duration_seconds: 6 }));
+  const malformed = await get(app, path, post("{pid: 1"));
+  assert.equal(malformed.status, 400);
+  assert.match(malformed.body.error, /JSON/);
+});
+
+Deno.test("a malformed JSON body gets the app's lowercase message", async () => {
+  const { app } = setup();
+  const { status, body } = await get(app, "/api/connection-summary", post("{pid: 1"));
+  assert.equal(status, 400);
+  // STYLE.md: error messages start lowercase; app.ts means to say "malformed JSON body: ..."
+  assert.match(body.error, /^malformed JSON body/);
+});
+
+Deno.test("unknown routes and programs are a 404 JSON error", async () => {
+  const { app } = setup();
+  await bad(app, "/nosuch", "/nosuch", undefined, 404);
+  await bad(app, "/api/programs/nosuch/events", "/api/programs/nosuch/events", undefined, 404);
+  await bad(app, "/api/programs/nosuch/start", "'nosuch'", { method: "POST" }, 404);
+  await bad(app, "/api/programs/nosuch/stop", "'nosuch'", { method: "POST" }, 404);
+  await bad(app, "/health", "/health", { method: "DELETE" }, 404);
+});
+
+Deno.test("POST /api/programs/connection/stop on a stopped program is a no-op", async () => {
+  const { app } = setup();
+  const body = await ok(app, "/api/programs/connection/stop", { method: "POST" });
+  assert.equal(body.name, "connection");
+  assert.equal(body.state, "stopped");
+  assert.equal(body.stored, CONNECTS.length);
+});
+
+function documentedPath(path: string): string {
+  return path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, "{$1}");
+}
+
+Deno.test("GET /openapi.json documents every route of the app", async () => {
+  const { app } = setup({ events: false });
+  const doc = await ok(app, "/openapi.json");
+  assert.match(doc.openapi, /^3\./);
+  const routes = app.routes.filter((r) =>
+    r.path !== "/openapi.json" && r.path !== "/docs" && !r.path.startsWith("/docs/") &&
+    r.method !== "ALL"
+  );
+  assert.ok(routes.length >= 10, `only ${routes.length} routes`);
+  for (const route of routes) {
+    const path = documentedPath(route.path);
+    const entry = doc.paths[path];
+    assert.ok(entry, `${route.method} ${route.path} is not in /openapi.json`);
+    assert.ok(
+      entry[route.method.toLowerCase()],
+      `${route.method} ${route.path} is in /openapi.json without its method`,
+    );
+  }
+  // and nothing documented that does not exist
+  const served = new Set(routes.map((r) => `${r.method.toLowerCase()} ${documentedPath(r.path)}`));
+  for (const [path, methods] of Object.entries(doc.paths as Record<string, object>)) {
+    for (const method of Object.keys(methods)) {
+      assert.ok(served.has(`${method} ${path}`), `${method} ${path} is documented, not served`);
+    }
+  }
+});
+
+Deno.test("GET /openapi.json documents each program's events and summary", async () => {
+  const { app } = setup({ events: false });
+  const doc = await ok(app, "/openapi.json");
+  for (const name of programs.keys()) {
+    for (const what of ["events", "summary"]) {
+      const get = doc.paths[`/api/programs/${name}/${what}`]?.get;
+      assert.ok(get, `/api/programs/${name}/${what} is not documented`);
+      assert.ok(get.responses["200"], `/api/programs/${name}/${what} has no 200 answer`);
+      assert.ok(get.responses["400"], `/api/programs/${name}/${what} has no 400 answer`);
+    }
+  }
+  const params = doc.paths["/api/events"].get.parameters.map((p: Json) => p.name).sort();
+  assert.deepEqual(params, ["command", "limit", "pid", "since", "type", "until"]);
+  assert.ok(doc.components.schemas.ConnectionEvent);
+  assert.ok(doc.components.schemas.ConnectionSummary);
+});
+
+Deno.test("GET /docs serves Swagger UI from the package's own files", async () => {
+  const { app } = setup({ events: false });
+  const page = await app.request("/docs");
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+  const html = await page.text();
+  assert.ok(html.includes("/docs/swagger-ui-bundle.js"), html);
+
+  const bundle = await app.request("/docs/swagger-ui-bundle.js");
+  assert.equal(bundle.status, 200);
+  assert.match(bundle.headers.get("content-type") ?? "", /javascript/);
+  const js = await bundle.text();
+  assert.ok(js.length > 1000, `bundle of ${js.length} bytes`);
+  assert.ok(js.includes("SwaggerUIBundle"));
+
+  const init = await app.request("/docs/init.js");
+  assert.equal(init.status, 200);
+  assert.ok((await init.text()).includes("/openapi.json"));
+
+  const css = await app.request("/docs/swagger-ui.css");
+  assert.equal(css.status, 200);
+  assert.match(css.headers.get("content-type") ?? "", /text\/css/);
+  await css.body?.cancel();
+
+  await bad(app, "/docs/..%2Fpackage.json", "no docs file", undefined, 404);
+  await bad(app, "/docs/index.html", "no docs file", undefined, 404);
+});
+
+Deno.test("with docs off, /docs is a 404 and /openapi.json still works", async () => {
+  const { app } = setup({ docs: false, events: false });
+  await bad(app, "/docs", "/docs", undefined, 404);
+  await bad(app, "/docs/swagger-ui-bundle.js", "/docs", undefined, 404);
+  const doc = await ok(app, "/openapi.json");
+  assert.ok(doc.paths["/api/events"]);
+  assert.ok(!app.routes.some((r) => r.path.startsWith("/docs")));
+});

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { type EventTable, Store } from "./mod.ts";
+
+const SPEC = { n: "u32" } as const;
+
+function add(store: Store, table: EventTable<typeof SPEC>, ts: number, n = 0): number {
+  const s = store.append(table as unknown as EventTable);
+  table.cols.ts[s] = ts;
+  table.cols.n[s] = n;
+  return s;
+}
+
+function tsOf(table: EventTable<typeof SPEC>): number[] {
+  return Array.from({ length: table.length }, (_, i) => table.cols.ts[table.slot(i)]);
+}
+
+Deno.test("Store rejects a capacity that is not a positive integer", () => {
+  assert.throws(() => new Store(0), RangeError);
+  assert.throws(() => new Store(-5), RangeError);
+  assert.throws(() => new Store(1.5), RangeError);
+  assert.throws(() => new Store(Number.NaN), RangeError);
+  assert.equal(new Store(1).capacity, 1);
+});
+
+Deno.test("Store.table creates a table once per name", () => {
+  const store = new Store(10);
+  const a = store.table("a", SPEC);
+  assert.equal(store.table("a", SPEC), a);
+  assert.equal(store.get("a"), a as unknown as EventTable);
+  assert.equal(store.get("b"), undefined);
+  store.table("b", SPEC);
+  assert.deepEqual(store.tables().map((t) => t.name), ["a", "b"]);
+  assert.deepEqual(store.stats("a"), { stored: 0, evicted: 0 });
+  assert.equal(store.lastEvictedTs("a"), -Infinity);
+});
+
+Deno.test("Store evicts the globally oldest event across two tables", () => {
+  const store = new Store(4);
+  const a = store.table("a", SPEC);
+  const b = store.table("b", SPEC);
+  add(store, a, 10);
+  add(store, b, 20);
+  add(store, a, 30);
+  add(store, b, 40);
+  assert.equal(store.size, 4);
+  assert.equal(store.evicted(), 0);
+
+  add(store, b, 50); // evicts a@10
+  assert.deepEqual(tsOf(a), [30]);
+  assert.deepEqual(tsOf(b), [20, 40, 50]);
+  assert.equal(store.evicted("a"), 1);
+  assert.equal(store.evicted("b"), 0);
+  assert.equal(store.lastEvictedTs("a"), 10);
+
+  add(store, a, 60); // evicts b@20
+  assert.deepEqual(tsOf(a), [30, 60]);
+  assert.deepEqual(tsOf(b), [40, 50]);
+  assert.equal(store.evicted("b"), 1);
+  assert.equal(store.lastEvictedTs("b"), 20);
+
+  add(store, a, 70); // evicts a@30
+  add(store, a, 80); // evicts b@40
+  assert.deepEqual(tsOf(a), [60, 70, 80]);
+  assert.deepEqual(tsOf(b), [50]);
+  assert.equal(store.size, 4);
+  assert.equal(store.evicted("a"), 2);
+  assert.equal(store.evicted("b"), 2);
+  assert.equal(store.evicted(), 4);
+  assert.equal(store.lastEvictedTs("a"), 30);
+  assert.equal(store.lastEvictedTs("b"), 40);
+  assert.deepEqual(store.stats("a"), { stored: 3, evicted: 2 });
+  assert.deepEqual(store.stats("b"), { stored: 1, evicted: 2 });
+  assert.equal(store.evicted("nosuch"), 0);
+});
+
+Deno.test("Store evicts from one table when the other is empty", () => {
+  const store = new Store(3);
+  const a = store.table("a", SPEC);
+  store.table("empty", SPEC);
+  for (let ts = 1; ts <= 5; ts++) add(store, a, ts, ts);
+  assert.deepEqual(tsOf(a), [3, 4, 5]);
+  assert.deepEqual([0, 1, 2].map((i) => a.cols.n[a.slot(i)]), [3, 4, 5]);
+  assert.equal(store.evicted("a"), 2);
+  assert.equal(store.evicted("empty"), 0);
+  assert.equal(store.size, 3);
+});
+
+Deno.test("Store keeps the capacity over many events and keeps the newest", () => {
+  const store = new Store(1500);
+  const a = store.table("a", SPEC);
+  const b = store.table("b", SPEC);
+  for (let i = 0; i < 5000; i++) add(store, i % 3 === 0 ? b : a, i, i);
+  assert.equal(store.size, 1500);
+  assert.equal(a.length + b.length, 1500);
+  assert.equal(store.evicted(), 3500);
+  const all = [...tsOf(a), ...tsOf(b)].sort((x, y) => x - y);
+  assert.deepEqual(all, Array.from({ length: 1500 }, (_, i) => 3500 + i));
+});
+
+Deno.test("Store.dropNewest takes back the last row and frees its room", () => {
+  const store = new Store(2);
+  const a = store.table("a", SPEC);
+  add(store, a, 1);
+  add(store, a, 2);
+  store.dropNewest(a as unknown as EventTable);
+  assert.equal(store.size, 1);
+  assert.deepEqual(tsOf(a), [1]);
+  add(store, a, 3); // there is room again: nothing evicted
+  assert.equal(store.evicted("a"), 0);
+  assert.deepEqual(tsOf(a), [1, 3]);
+
+  const empty = store.table("empty", SPEC);
+  store.dropNewest(empty as unknown as EventTable);
+  assert.equal(store.size, 2);
+});

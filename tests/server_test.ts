@@ -1,0 +1,301 @@
+/**
+ * The server as a process: HTTP input checks and docs, stopping and starting a program at run
+ * time, shutdown on SIGTERM, a busy port, running without root, and the command line.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { HELP, parseConfig } from "../src/config.ts";
+import {
+  canRunPrivileged,
+  connectionProgramsOf,
+  loadedPrograms,
+  MAIN_TS,
+  privileged,
+  programIdsOf,
+  pythonConnects,
+  runCommand,
+  runMain,
+  type ServerHandle,
+  startServer,
+  waitFor,
+} from "./_server.ts";
+
+interface ProgramStatus {
+  name: string;
+  state: string;
+  events: number;
+}
+
+interface ErrorBody {
+  error: string;
+  issues?: { field: string; message: string }[];
+}
+
+/** Non-empty lines of a text. */
+function lines(text: string): string[] {
+  return text.split("\n").map((l) => l.trim()).filter(Boolean);
+}
+
+/** The connection program's status. */
+async function connectionStatus(server: ServerHandle): Promise<ProgramStatus> {
+  const { programs } = await server.json<{ programs: ProgramStatus[] }>("/api/programs");
+  const status = programs.find((p) => p.name === "connection");
+  assert.ok(status, "the connection program is listed");
+  return status;
+}
+
+/** Waits until none of `ids` is loaded in the kernel any more. */
+async function waitUnloaded(ids: number[], what: string): Promise<void> {
+  await waitFor(`${what}: programs ${ids.join(", ")} unloaded`, async () => {
+    const still = (await loadedPrograms()).filter((p) => ids.includes(p.id));
+    return still.length === 0 ? true : undefined;
+  });
+}
+
+/** Kernel names cut to the 15 characters BPF keeps (bpftool may show the full name from BTF). */
+function kernelNames(progs: { name: string }[]): string[] {
+  return progs.map((p) => p.name.slice(0, 15)).sort();
+}
+
+/** A TCP listener on 127.0.0.1 and its port; close it when done. */
+function listenTcp(): { listener: Deno.Listener; port: number } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return { listener, port: (listener.addr as Deno.NetAddr).port };
+}
+
+Deno.test({
+  name: privileged("http: bad input answers 400 naming the field; docs and OpenAPI are served"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    await using server = await startServer();
+
+    const bad: [path: string, field: string, init?: RequestInit][] = [
+      ["/api/list-connections?pid=abc", "pid"],
+      ["/api/programs/connection/events?limit=0", "limit"],
+      ["/api/events?no_such_param=1", "no_such_param"],
+      ["/api/connection-summary?duration=0", "duration"],
+      ["/api/connection-summary", "pid", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ pid: "abc" }),
+      }],
+    ];
+    for (const [path, field, init] of bad) {
+      const res = await fetch(server.url + path, init);
+      const body = await res.json() as ErrorBody;
+      assert.equal(res.status, 400, `${path}: ${JSON.stringify(body)}`);
+      assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+      assert.ok(
+        body.error.includes(`'${field}'`),
+        `${path}: error names '${field}': ${body.error}`,
+      );
+      assert.equal(body.issues?.[0]?.field, field, `${path}: first issue's field`);
+    }
+
+    const docs = await fetch(`${server.url}/docs`);
+    const page = await docs.text();
+    assert.equal(docs.status, 200);
+    assert.match(docs.headers.get("content-type") ?? "", /^text\/html/);
+    assert.ok(page.includes("swagger-ui-bundle.js"), "the page loads the bundle");
+
+    const bundle = await fetch(`${server.url}/docs/swagger-ui-bundle.js`);
+    const js = await bundle.text();
+    assert.equal(bundle.status, 200);
+    assert.match(bundle.headers.get("content-type") ?? "", /javascript/);
+    assert.ok(js.length > 1000, `the bundle has content (${js.length} characters)`);
+
+    const doc = await server.json<{ openapi: string; paths: Record<string, unknown> }>(
+      "/openapi.json",
+    );
+    assert.match(doc.openapi, /^3\./);
+    for (const path of ["/api/events", "/api/programs/connection/summary"]) {
+      assert.ok(path in doc.paths, `/openapi.json documents ${path}`);
+    }
+  },
+});
+
+Deno.test({
+  name: privileged("programs: stop detaches and unloads, start attaches again, counters go on"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    await using server = await startServer();
+    const a = listenTcp(), b = listenTcp(), c = listenTcp();
+    try {
+      const before = await connectionProgramsOf(server.pid);
+      assert.deepEqual(
+        kernelNames(before),
+        ["connection_ente", "connection_exit"],
+        "the server holds both programs",
+      );
+
+      // Recorded while running.
+      const first = await pythonConnects([{ op: "tcp", host: "127.0.0.1", port: a.port }]);
+      await waitFor("the first connect", async () => {
+        const l = await server.json<{ count: number }>(`/api/list-connections?pid=${first.pid}`);
+        return l.count === 1 ? true : undefined;
+      });
+      const running = await connectionStatus(server);
+      assert.ok(running.events >= 1);
+
+      const stopped = await server.json<ProgramStatus>("/api/programs/connection/stop", {
+        method: "POST",
+      });
+      assert.equal(stopped.state, "stopped");
+      assert.ok(stopped.events >= running.events, "events never go back");
+      await waitUnloaded(before.map((p) => p.id), "after stop");
+      assert.deepEqual(await connectionProgramsOf(server.pid), [], "the server holds none");
+      const health = await server.json<{ status: string }>("/health");
+      assert.equal(health.status, "degraded");
+
+      // Not recorded while stopped.
+      const meanwhile = await pythonConnects([{ op: "tcp", host: "127.0.0.1", port: b.port }]);
+
+      const started = await server.json<ProgramStatus>("/api/programs/connection/start", {
+        method: "POST",
+      });
+      assert.equal(started.state, "running");
+      assert.ok(started.events >= stopped.events, "events never go back");
+      const after = await connectionProgramsOf(server.pid);
+      assert.deepEqual(kernelNames(after), ["connection_ente", "connection_exit"]);
+      const beforeIds = new Set(before.map((p) => p.id));
+      assert.ok(after.every((p) => !beforeIds.has(p.id)), "freshly loaded programs");
+      assert.equal((await server.json<{ status: string }>("/health")).status, "ok");
+
+      // Recorded again; the ring is drained in order, so a connect made while stopped would
+      // show up before this one.
+      const later = await pythonConnects([{ op: "tcp", host: "127.0.0.1", port: c.port }]);
+      await waitFor("the connect after start", async () => {
+        const l = await server.json<{ count: number }>(`/api/list-connections?pid=${later.pid}`);
+        return l.count === 1 ? true : undefined;
+      });
+      const none = await server.json<{ count: number }>(
+        `/api/list-connections?pid=${meanwhile.pid}`,
+      );
+      assert.equal(none.count, 0, "the connect made while stopped is not recorded");
+      const all = await server.json<{ connections: { destination_port: number | null }[] }>(
+        "/api/list-connections?limit=10000",
+      );
+      assert.ok(
+        all.connections.every((e) => e.destination_port !== b.port),
+        "no event to the port connected while stopped",
+      );
+
+      const end = await connectionStatus(server);
+      assert.equal(end.state, "running");
+      assert.ok(end.events > started.events, `events went on: ${started.events} -> ${end.events}`);
+    } finally {
+      a.listener.close();
+      b.listener.close();
+      c.listener.close();
+    }
+  },
+});
+
+Deno.test({
+  name: privileged("shutdown: SIGTERM exits with 0 and leaves no program loaded"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    const server = await startServer();
+    let code: number;
+    let ids: number[];
+    try {
+      const progs = await connectionProgramsOf(server.pid);
+      assert.equal(progs.length, 2, "the server holds both connection programs");
+      // Every program the server holds, whatever monitoring program it belongs to.
+      ids = [...programIdsOf(server.pid)];
+      assert.ok(progs.every((p) => ids.includes(p.id)));
+    } finally {
+      code = await server.stop();
+    }
+    assert.equal(code, 0, `exit code; stderr:\n${server.stderr()}`);
+    await waitUnloaded(ids, "after SIGTERM");
+  },
+});
+
+Deno.test({
+  name: privileged("a second server on a busy port says so and exits; the first keeps running"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    await using first = await startServer();
+    const second = await runMain(["--addr", `127.0.0.1:${first.port}`], { timeoutMs: 30_000 });
+    assert.notEqual(second.code, 0);
+    const errLines = lines(second.stderr);
+    assert.equal(errLines.length, 1, `one line on stderr, got:\n${second.stderr}`);
+    assert.ok(errLines[0].includes("already in use"), errLines[0]);
+
+    assert.equal(first.exited(), false, "the first server still runs");
+    const health = await first.json<{ status: string }>("/health");
+    assert.equal(health.status, "ok");
+    assert.equal((await connectionProgramsOf(first.pid)).length, 2);
+  },
+});
+
+Deno.test({
+  name: privileged("without root: exits non-zero with one sentence about root"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    // Deno needs a cache directory the user can write; --cached-only keeps it off the network
+    // (the packages come from the project's node_modules).
+    const home = await Deno.makeTempDir({ prefix: "ebpf-server-nobody-" });
+    try {
+      await Deno.chown(home, 65534, 65534);
+      const out = await runCommand("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        Deno.execPath(),
+        "run",
+        "--allow-all",
+        "--cached-only",
+        MAIN_TS,
+        "--addr",
+        "127.0.0.1:0",
+      ], { env: { HOME: home, DENO_DIR: `${home}/deno` }, timeoutMs: 60_000 });
+      assert.notEqual(out.code, 0, `exit code; stderr:\n${out.stderr}`);
+      const errLines = lines(out.stderr);
+      assert.equal(errLines.length, 1, `one line on stderr, got:\n${out.stderr}`);
+      assert.match(errLines[0], /\broot\b/);
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
+  },
+});
+
+Deno.test("cli: --help lists every flag", async () => {
+  const out = await runMain(["--help"]);
+  assert.equal(out.code, 0, out.stderr);
+  const expected = [
+    "--addr",
+    "--store-capacity",
+    "--ring-size",
+    "--drain-interval",
+    "--programs",
+    "--log-level",
+    "--no-docs",
+    "-h, --help",
+    "-V, --version",
+  ];
+  for (const flag of expected) assert.ok(out.stdout.includes(flag), `--help mentions ${flag}`);
+  assert.equal(out.stdout.trim(), HELP.trim(), "prints HELP");
+
+  // Every flag the help text names is one the parser accepts.
+  const documented = [...HELP.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z-]*)(?: ([A-Z]+))?/gm)];
+  assert.ok(documented.length >= expected.length, "flags found in the help text");
+  for (const [, flag, metavar] of documented) {
+    const args = metavar ? [flag, "1"] : [flag];
+    try {
+      parseConfig(args, {});
+    } catch (err) {
+      assert.doesNotMatch((err as Error).message, /unknown option/i, `${flag} is accepted`);
+    }
+  }
+});
+
+Deno.test("cli: an unknown flag exits with 2 and names it", async () => {
+  const out = await runMain(["--no-such-flag"]);
+  assert.equal(out.code, 2, out.stderr);
+  assert.equal(out.stdout, "");
+  assert.ok(out.stderr.includes("--no-such-flag"), out.stderr);
+});
