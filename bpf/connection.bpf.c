@@ -14,8 +14,6 @@
 #define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
 #define MAX_INFLIGHT 16384
 
 /* connect() calls in progress, by thread id: the event as known at entry. */
@@ -36,27 +34,6 @@ struct {
 
 /* Keeps struct connection_event in the object's BTF for the decoder. */
 const struct connection_event *unused_connection_event __attribute__((unused));
-
-/* The socket behind fd in the current task (and its inode number), or NULL when fd is no socket. */
-static __always_inline struct socket *socket_of_fd(int fd, __u64 *ino)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct file *file = NULL;
-	umode_t mode;
-
-	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	*ino = BPF_CORE_READ(file, f_inode, i_ino);
-	return BPF_CORE_READ(file, private_data);
-}
 
 static __always_inline void read_destination(struct connection_event *e,
 					     const void *uaddr, int addrlen)
@@ -157,30 +134,18 @@ int connection_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-/* accept() and accept4() return a new socket: remember who owns it. */
-static __always_inline int remember_accepted(long ret)
-{
-	struct socket *sock;
-	__u64 ino = 0;
-
-	if (ret < 0 || (__u64)(bpf_get_current_pid_tgid() >> 32) == self_tgid)
-		return 0;
-	sock = socket_of_fd((int)ret, &ino);
-	if (sock)
-		remember_owner(BPF_CORE_READ(sock, sk), ino);
-	return 0;
-}
-
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int connection_accept4(struct trace_event_raw_sys_exit *ctx)
 {
-	return remember_accepted(ctx->ret);
+	remember_accepted(ctx->ret);
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int connection_accept(struct trace_event_raw_sys_exit *ctx)
 {
-	return remember_accepted(ctx->ret);
+	remember_accepted(ctx->ret);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

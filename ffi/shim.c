@@ -201,6 +201,8 @@ int32_t ebpf_obj_attach(struct ebpf_obj *o)
 	bpf_object__for_each_program(p, o->obj) {
 		struct bpf_link *link;
 
+		if (!strncmp(bpf_program__section_name(p), "iter/", 5))
+			continue; /* run on demand by ebpf_obj_iter_read */
 		if (o->nr_links == MAX_LINKS) {
 			ebpf_obj_detach(o);
 			return fail(-E2BIG, "attach: too many programs in", bpf_object__name(o->obj));
@@ -366,6 +368,39 @@ int32_t ebpf_obj_map_dump(struct ebpf_obj *o, const char *map, uint8_t *buf, uin
 		count++;
 	}
 	return count;
+}
+
+int32_t ebpf_obj_iter_read(struct ebpf_obj *o, const char *prog, uint8_t *buf, uint32_t cap)
+{
+	struct bpf_program *p;
+	struct bpf_link *link;
+	uint32_t used = 0;
+	ssize_t n = 0;
+	char extra;
+	int fd, err;
+
+	call_begin();
+	p = bpf_object__find_program_by_name(o->obj, prog);
+	if (!p)
+		return fail(-ENOENT, "no program", prog);
+	link = bpf_program__attach_iter(p, NULL);
+	err = libbpf_get_error(link);
+	if (err)
+		return fail(err, "attach iterator", prog);
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		bpf_link__destroy(link);
+		return fail(fd, "create iterator", prog);
+	}
+	while (used < cap && (n = read(fd, buf + used, cap - used)) > 0)
+		used += n;
+	if (used == cap && read(fd, &extra, 1) > 0)
+		err = -ENOSPC;
+	else if (n < 0)
+		err = fail(-errno, "read iterator", prog);
+	close(fd);
+	bpf_link__destroy(link);
+	return err ? err : (int32_t)used;
 }
 
 struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *o, const char *map)

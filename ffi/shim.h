@@ -21,7 +21,8 @@ int32_t ebpf_obj_set_map_size(struct ebpf_obj *obj, const char *map, uint32_t ma
 int32_t ebpf_obj_set_const(struct ebpf_obj *obj, const char *name, const void *value,
 			   uint32_t size);
 int32_t ebpf_obj_load(struct ebpf_obj *obj);
-/* Attaches every program of the object; on failure nothing stays attached. */
+/* Attaches every program of the object but iterators (see ebpf_obj_iter_read); on failure
+ * nothing stays attached. */
 int32_t ebpf_obj_attach(struct ebpf_obj *obj);
 void ebpf_obj_detach(struct ebpf_obj *obj);
 void ebpf_obj_close(struct ebpf_obj *obj);
@@ -42,6 +43,10 @@ void ebpf_fd_close(int32_t fd);
 /* Copies every entry of a (non per-CPU) hash map as key bytes then value bytes, each entry
  * padded to 8 bytes. Returns the number of entries, or -ENOSPC when buf is too small. */
 int32_t ebpf_obj_map_dump(struct ebpf_obj *obj, const char *map, uint8_t *buf, uint32_t cap);
+
+/* Runs the object's BPF iterator program `prog` once and copies all it writes into buf.
+ * Returns the number of bytes, or -ENOSPC when buf is too small. */
+int32_t ebpf_obj_iter_read(struct ebpf_obj *obj, const char *prog, uint8_t *buf, uint32_t cap);
 
 /* Maps a BPF ring buffer of a loaded object for draining. */
 struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *obj, const char *map);

@@ -57,4 +57,46 @@ static __always_inline struct sock_owner *lookup_owner(struct sock *sk)
 	return owner;
 }
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* The socket behind fd in the current task (and its inode number), or NULL when fd is no socket. */
+static __always_inline struct socket *socket_of_fd(int fd, __u64 *ino)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	umode_t mode;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	*ino = BPF_CORE_READ(file, f_inode, i_ino);
+	return BPF_CORE_READ(file, private_data);
+}
+
+/* accept() and accept4() return a new socket: remembers who owns it and returns its sock
+ * (NULL for an error, no socket, or the server's own accept). */
+static __always_inline struct sock *remember_accepted(long ret)
+{
+	struct socket *sock;
+	struct sock *sk;
+	__u64 ino = 0;
+
+	if (ret < 0 || (bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return NULL;
+	sock = socket_of_fd((int)ret, &ino);
+	if (!sock)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	remember_owner(sk, ino);
+	return sk;
+}
+
 #endif /* __EBPF_SERVER_SOCK_OWNER_H */

@@ -179,6 +179,19 @@ export class BpfObject {
   }
   #dumpBuf = new Uint8Array(64 * 1024);
 
+  /** Runs an iterator program once; returns what it wrote (a view valid until the next call). */
+  readIterator(prog: string): Uint8Array {
+    for (;;) {
+      const n = shim().ebpf_obj_iter_read(this.#h, cstr(prog), this.#dumpBuf, this.#dumpBuf.length);
+      if (n === -28) { // ENOSPC
+        this.#dumpBuf = new Uint8Array(this.#dumpBuf.length * 4);
+        continue;
+      }
+      unwrap(n, `cannot run iterator ${prog} of ${this.name}`);
+      return this.#dumpBuf.subarray(0, n);
+    }
+  }
+
   /** Maps a loaded ring buffer for draining. */
   ring(map: string): RingBuffer {
     const handle = shim().ebpf_ring_open(this.#h, cstr(map));

@@ -36,6 +36,8 @@ export const symbols = {
   ebpf_fd_close: { parameters: ["i32"], result: "void" },
   /** int32_t ebpf_obj_map_dump(struct ebpf_obj *, const char *map, uint8_t *buf, uint32_t cap) */
   ebpf_obj_map_dump: { parameters: ["pointer", "buffer", "buffer", "u32"], result: "i32" },
+  /** int32_t ebpf_obj_iter_read(struct ebpf_obj *, const char *prog, uint8_t *buf, uint32_t cap) */
+  ebpf_obj_iter_read: { parameters: ["pointer", "buffer", "buffer", "u32"], result: "i32" },
   /** struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *, const char *map) */
   ebpf_ring_open: { parameters: ["pointer", "buffer"], result: "pointer" },
   /** int32_t ebpf_ring_drain(struct ebpf_ring *, uint8_t *buf, uint32_t cap) */

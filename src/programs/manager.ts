@@ -127,6 +127,17 @@ export class ProgramManager {
     }
   }
 
+  /** Boot-time to wall-clock conversion shared by every decoder. */
+  get clock(): Clock {
+    this.#clock.refresh();
+    return this.#clock;
+  }
+
+  /** The loaded object of a running program (for on-demand reads such as iterators), or null. */
+  object(name: string): BpfObject | null {
+    return this.#slot(name).running?.obj ?? null;
+  }
+
   /** Whether a program of that name exists. */
   has(name: string): boolean {
     return this.#slots.has(name);

@@ -7,6 +7,7 @@
 
 import { connection } from "./connection/mod.ts";
 import { packetDrop } from "./packet_drop/mod.ts";
+import { tcpLife } from "./tcp_life/mod.ts";
 import type { Program } from "./program.ts";
 
 export type { Program } from "./program.ts";
@@ -30,4 +31,5 @@ export function registry(list: readonly Program[]): ReadonlyMap<string, Program>
 export const programs: ReadonlyMap<string, Program> = registry([
   connection,
   packetDrop,
+  tcpLife,
 ]);

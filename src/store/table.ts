@@ -7,7 +7,7 @@
  */
 
 /** How one column stores its value per row. */
-export type ColumnKind = "u8" | "u16" | "u32" | "i32" | "f64" | "str" | "bytes16";
+export type ColumnKind = "u8" | "u16" | "u32" | "i32" | "f64" | "str" | "bytes8" | "bytes16";
 
 /** Column names to kinds; every table also has `ts` (f64 ms since the epoch), `pid` and `comm`. */
 export type ColumnSpec = Record<string, ColumnKind>;
@@ -23,6 +23,7 @@ const WIDTH: Record<ColumnKind, number> = {
   i32: 4,
   f64: 8,
   str: 4,
+  bytes8: 8,
   bytes16: 16,
 };
 
@@ -39,6 +40,8 @@ function allocate(kind: ColumnKind, rows: number): ColumnArray {
       return new Int32Array(rows);
     case "f64":
       return new Float64Array(rows);
+    case "bytes8":
+      return new Uint8Array(rows * 8);
     case "bytes16":
       return new Uint8Array(rows * 16);
   }
@@ -123,7 +126,7 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     for (const [name, kind] of Object.entries(this.spec)) {
       const from = this.cols[name as keyof typeof this.cols];
       const to = cols[name];
-      const w = kind === "bytes16" ? 16 : 1;
+      const w = kind === "bytes16" ? 16 : kind === "bytes8" ? 8 : 1;
       const tail = from.subarray(this.#head * w, this.#size * w);
       // deno-lint-ignore no-explicit-any
       (to as any).set(tail, 0);
@@ -169,6 +172,12 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
   bytes16(column: keyof S, slot: number): Uint8Array {
     const arr = this.cols[column] as Uint8Array;
     return arr.subarray(slot * 16, slot * 16 + 16);
+  }
+
+  /** The 8 bytes of a `bytes8` column at `slot`. */
+  bytes8(column: keyof S, slot: number): Uint8Array {
+    const arr = this.cols[column] as Uint8Array;
+    return arr.subarray(slot * 8, slot * 8 + 8);
   }
 }
 

@@ -42,6 +42,8 @@ export const columns = {
   port: "u16",
   addr: "bytes16",
   unix_path: "str",
+  sock_lo: "u32",
+  sock_hi: "u32",
 } as const;
 
 type Columns = typeof columns;
@@ -51,6 +53,7 @@ const FIELDS = {
   ts_ns: 8,
   latency_ns: 8,
   cgroup_id: 8,
+  sock_id: 8,
   pid: 4,
   tid: 4,
   uid: 4,
@@ -85,6 +88,8 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
     c.cgroup[s] = view.getUint32(r + at.cgroup_id, true) +
       view.getUint32(r + at.cgroup_id + 4, true) * 4294967296;
     c.ret[s] = view.getInt32(r + at.ret, true);
+    c.sock_lo[s] = view.getUint32(r + at.sock_id, true);
+    c.sock_hi[s] = view.getUint32(r + at.sock_id + 4, true);
     c.latency[s] = view.getUint32(r + at.latency_ns, true) +
       view.getUint32(r + at.latency_ns + 4, true) * 4294967296;
     const family = view.getUint16(r + at.family, true);

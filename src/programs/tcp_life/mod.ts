@@ -1,0 +1,414 @@
+/**
+ * tcp_life: one record per TCP connection when it closes, from `bpf/tcp_life.bpf.c`, and a
+ * snapshot of the connections open now (its `iter/tcp` program).
+ *
+ * @module
+ */
+
+import { createRoute } from "@hono/zod-openapi";
+import { errorContent } from "../../http/errors.ts";
+import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
+import { resultName } from "../../net/names.ts";
+import { EventTable, type Interner, type Store } from "../../store/mod.ts";
+import type { BpfObject } from "../../ffi/shim.ts";
+import { structLayout } from "../layout.ts";
+import { type Clock, type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
+import {
+  bump,
+  forEachRow,
+  isoMicros,
+  quantile,
+  sortedCounts,
+  type SummaryQuery,
+} from "../query.ts";
+import { OpenConnections, OUTCOMES, TcpLifeEvent, TcpLifeSummary } from "./schema.ts";
+
+export const columns = {
+  cgroup: "f64",
+  start: "f64",
+  bytes_sent: "f64",
+  bytes_received: "f64",
+  srtt: "u32",
+  retrans: "u32",
+  segs_out: "u32",
+  sk_err: "u16",
+  sport: "u16",
+  dport: "u16",
+  family: "u8",
+  direction: "u8",
+  state: "u8",
+  resets_sent: "u8",
+  resets_received: "u8",
+  nstates: "u8",
+  states: "bytes8",
+  saddr: "bytes16",
+  daddr: "bytes16",
+  sock_lo: "u32",
+  sock_hi: "u32",
+} as const;
+
+type Columns = typeof columns;
+
+const FIELDS = {
+  ts_ns: 8,
+  start_ns: 8,
+  bytes_sent: 8,
+  bytes_received: 8,
+  cgroup_id: 8,
+  sock_id: 8,
+  pid: 4,
+  srtt_us: 4,
+  total_retrans: 4,
+  sk_err: 4,
+  sport: 2,
+  dport: 2,
+  family: 2,
+  direction: 1,
+  state: 1,
+  resets_sent: 1,
+  resets_received: 1,
+  nstates: 1,
+  has_owner: 1,
+  segs_out: 4,
+  states: 8,
+  saddr: 16,
+  daddr: 16,
+  comm: 16,
+} as const;
+
+const STATE_NAMES = [
+  "UNKNOWN",
+  "ESTABLISHED",
+  "SYN_SENT",
+  "SYN_RECV",
+  "FIN_WAIT1",
+  "FIN_WAIT2",
+  "TIME_WAIT",
+  "CLOSE",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "LISTEN",
+  "CLOSING",
+  "NEW_SYN_RECV",
+  "BOUND_INACTIVE",
+];
+const TCP_CLOSE = 7;
+const ECONNRESET = 104, ETIMEDOUT = 110, ECONNREFUSED = 111;
+const AF_INET = 2;
+const DIRECTIONS = ["unknown", "outbound", "inbound"] as const;
+
+type Layout = ReturnType<typeof layoutOf>;
+
+function layoutOf(obj: BpfObject) {
+  return structLayout(obj, "tcp_life_event", FIELDS);
+}
+
+function u64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 4294967296;
+}
+
+/** Writes one record into row `s` of a table. */
+function writeRow(
+  table: EventTable<Columns>,
+  s: number,
+  { view, bytes, r, at, strings, clock }: {
+    view: DataView;
+    bytes: Uint8Array;
+    r: number;
+    at: Layout;
+    strings: Interner;
+    clock: Clock;
+  },
+): void {
+  const c = table.cols;
+  c.ts[s] = clock.wallMs(
+    view.getUint32(r + at.ts_ns, true),
+    view.getUint32(r + at.ts_ns + 4, true),
+  );
+  const startLo = view.getUint32(r + at.start_ns, true);
+  const startHi = view.getUint32(r + at.start_ns + 4, true);
+  c.start[s] = startLo === 0 && startHi === 0 ? NaN : clock.wallMs(startLo, startHi);
+  const owned = bytes[r + at.has_owner] !== 0;
+  c.pid[s] = owned ? view.getUint32(r + at.pid, true) : 0;
+  c.comm[s] = owned ? strings.internBytes(bytes, r + at.comm, 16) : 0;
+  c.cgroup[s] = owned ? u64(view, r + at.cgroup_id) : 0;
+  c.bytes_sent[s] = u64(view, r + at.bytes_sent);
+  c.bytes_received[s] = u64(view, r + at.bytes_received);
+  c.srtt[s] = view.getUint32(r + at.srtt_us, true);
+  c.retrans[s] = view.getUint32(r + at.total_retrans, true);
+  c.segs_out[s] = view.getUint32(r + at.segs_out, true);
+  c.sk_err[s] = view.getUint32(r + at.sk_err, true);
+  c.sport[s] = view.getUint16(r + at.sport, true);
+  c.dport[s] = view.getUint16(r + at.dport, true);
+  c.family[s] = view.getUint16(r + at.family, true) === AF_INET ? 4 : 6;
+  c.direction[s] = bytes[r + at.direction];
+  c.state[s] = bytes[r + at.state];
+  c.resets_sent[s] = bytes[r + at.resets_sent];
+  c.resets_received[s] = bytes[r + at.resets_received];
+  c.nstates[s] = bytes[r + at.nstates];
+  (c.states as Uint8Array).set(bytes.subarray(r + at.states, r + at.states + 8), s * 8);
+  (c.saddr as Uint8Array).set(bytes.subarray(r + at.saddr, r + at.saddr + 16), s * 16);
+  (c.daddr as Uint8Array).set(bytes.subarray(r + at.daddr, r + at.daddr + 16), s * 16);
+  c.sock_lo[s] = view.getUint32(r + at.sock_id, true);
+  c.sock_hi[s] = view.getUint32(r + at.sock_id + 4, true);
+}
+
+function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
+  const at = layoutOf(obj);
+  const strings = store.strings;
+  return (view, bytes, r, size) => {
+    if (size < at.$size) {
+      throw new RangeError(`tcp_life record of ${size} bytes, expected ${at.$size}`);
+    }
+    writeRow(table, store.append(table as unknown as EventTable), {
+      view,
+      bytes,
+      r,
+      at,
+      strings,
+      clock,
+    });
+  };
+}
+
+function statesOf(table: EventTable<Columns>, s: number): number[] {
+  const n = Math.min(table.cols.nstates[s], 8);
+  return [...table.bytes8("states", s).subarray(0, n)];
+}
+
+/** How a connection ended, from what the kernel recorded. */
+export function outcomeOf(
+  o: { state: number; states: number[]; skErr: number; resetsSent: number; resetsReceived: number },
+): typeof OUTCOMES[number] {
+  if (o.state !== TCP_CLOSE) return "open";
+  const established = o.states.some((st) => st !== 2 && st !== 3 && st !== TCP_CLOSE && st !== 0);
+  if (!established) {
+    if (o.skErr === ECONNREFUSED || o.resetsReceived > 0) return "refused";
+    if (o.skErr === ETIMEDOUT) return "timeout";
+    return "closed_before_established";
+  }
+  if (o.skErr === ETIMEDOUT) return "timeout";
+  if (o.resetsReceived > 0) return "reset_by_peer";
+  if (o.resetsSent > 0) return "reset_sent"; // close() with SO_LINGER 0 also sets ECONNRESET
+  if (o.skErr === ECONNRESET) return "reset_by_peer";
+  return "closed";
+}
+
+function outcomeAt(table: EventTable<Columns>, s: number) {
+  const c = table.cols;
+  return outcomeOf({
+    state: c.state[s],
+    states: statesOf(table, s),
+    skErr: c.sk_err[s],
+    resetsSent: c.resets_sent[s],
+    resetsReceived: c.resets_received[s],
+  });
+}
+
+function address(table: EventTable<Columns>, column: "saddr" | "daddr", s: number): string {
+  const bytes = table.bytes16(column, s);
+  return table.cols.family[s] === 4 ? formatIPv4(bytes) : formatIPv6(bytes);
+}
+
+/** The connect() event that opened this socket, searched near the connection's start. */
+function connectOf(table: EventTable<Columns>, s: number, store: Store) {
+  const c = table.cols;
+  const start = c.start[s];
+  const connections = store.get("connection");
+  if (!connections || Number.isNaN(start) || DIRECTIONS[c.direction[s]] !== "outbound") return null;
+  const cc = connections.cols as Record<string, ArrayLike<number>>;
+  const lo = c.sock_lo[s], hi = c.sock_hi[s], pid = c.pid[s];
+  // connect() returns at most a few minutes after the SYN; look at no more than 5000 calls.
+  const first = connections.lowerBound(start - 5);
+  for (let i = first, n = 0; i < connections.length && n < 5000; i++, n++) {
+    const row = connections.slot(i);
+    if (cc.ts[row] > start + 180_000) break;
+    if (cc.sock_lo[row] === lo && cc.sock_hi[row] === hi && cc.pid[row] === pid) {
+      return {
+        result: resultName(cc.ret[row]),
+        latency_ns: cc.latency[row],
+        wall_time: isoMicros(cc.ts[row]),
+      };
+    }
+  }
+  return null;
+}
+
+function toJson(table: EventTable<Columns>, s: number, store: Store) {
+  const c = table.cols;
+  const local_ip = address(table, "saddr", s);
+  const remote_ip = address(table, "daddr", s);
+  const start = c.start[s];
+  const err = c.sk_err[s];
+  return {
+    type: "tcp_life" as const,
+    wall_time: isoMicros(c.ts[s]),
+    timestamp_ms: c.ts[s],
+    pid: c.pid[s],
+    command: store.strings.get(c.comm[s]),
+    cgroup_id: c.cgroup[s],
+    direction: DIRECTIONS[c.direction[s]] ?? "unknown",
+    address_family: c.family[s] === 4 ? "AF_INET" as const : "AF_INET6" as const,
+    local_ip,
+    local_port: c.sport[s],
+    remote_ip,
+    remote_port: c.dport[s],
+    local: joinHostPort(local_ip, c.sport[s]),
+    remote: joinHostPort(remote_ip, c.dport[s]),
+    start_time: Number.isNaN(start) ? null : isoMicros(start),
+    duration_ms: Number.isNaN(start) ? null : Math.max(0, c.ts[s] - start),
+    bytes_sent: c.bytes_sent[s],
+    bytes_received: c.bytes_received[s],
+    srtt_us: c.srtt[s],
+    retransmits: c.retrans[s],
+    segments_out: c.segs_out[s],
+    resets_sent: c.resets_sent[s],
+    resets_received: c.resets_received[s],
+    states: statesOf(table, s).map((st) => STATE_NAMES[st] ?? `STATE_${st}`),
+    state_changes: c.nstates[s],
+    state: STATE_NAMES[c.state[s]] ?? `STATE_${c.state[s]}`,
+    error: err === 0 ? null : resultName(-err),
+    outcome: outcomeAt(table, s),
+    connect: connectOf(table, s, store),
+  };
+}
+
+interface GroupAcc {
+  connections: number;
+  bytes_sent: number;
+  bytes_received: number;
+  retransmits: number;
+  segments_out: number;
+  durations: number[];
+  outcomes: Map<string, number>;
+}
+
+function newGroup(): GroupAcc {
+  return {
+    connections: 0,
+    bytes_sent: 0,
+    bytes_received: 0,
+    retransmits: 0,
+    segments_out: 0,
+    durations: [],
+    outcomes: new Map(),
+  };
+}
+
+function finish(g: GroupAcc) {
+  const sorted = Float64Array.from(g.durations).sort();
+  return {
+    connections: g.connections,
+    bytes_sent: g.bytes_sent,
+    bytes_received: g.bytes_received,
+    retransmits: g.retransmits,
+    segments_out: g.segments_out,
+    retransmit_rate: g.segments_out ? g.retransmits / g.segments_out : null,
+    duration_ms: {
+      p50: quantile(sorted, 0.5),
+      p90: quantile(sorted, 0.9),
+      p99: quantile(sorted, 0.99),
+    },
+    by_outcome: sortedCounts(g.outcomes),
+  };
+}
+
+function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
+  const c = table.cols;
+  const all = newGroup();
+  const byRemote = new Map<string, GroupAcc>();
+  const byProcess = new Map<string, GroupAcc & { pid: number; command: string }>();
+  forEachRow(table as unknown as EventTable, store, query, (s) => {
+    const remote = joinHostPort(address(table, "daddr", s), c.dport[s]);
+    const pkey = `${c.pid[s]} ${c.comm[s]}`;
+    let r = byRemote.get(remote);
+    if (!r) byRemote.set(remote, r = newGroup());
+    let p = byProcess.get(pkey);
+    if (!p) {
+      byProcess.set(
+        pkey,
+        p = { ...newGroup(), pid: c.pid[s], command: store.strings.get(c.comm[s]) },
+      );
+    }
+    const outcome = outcomeAt(table, s);
+    const duration = c.ts[s] - c.start[s];
+    for (const g of [all, r, p]) {
+      g.connections++;
+      g.bytes_sent += c.bytes_sent[s];
+      g.bytes_received += c.bytes_received[s];
+      g.retransmits += c.retrans[s];
+      g.segments_out += c.segs_out[s];
+      if (!Number.isNaN(duration)) g.durations.push(duration);
+      bump(g.outcomes, outcome);
+    }
+  });
+  const top = <T extends GroupAcc>(m: Map<string, T>) =>
+    [...m].sort((a, b) => b[1].connections - a[1].connections).slice(0, 20);
+  return {
+    ...finish(all),
+    by_remote: top(byRemote).map(([remote, g]) => ({ remote, ...finish(g) })),
+    by_process: top(byProcess).map(([, g]) => ({ pid: g.pid, command: g.command, ...finish(g) })),
+  };
+}
+
+/** The connections open now, read with the iterator program (same record as at close). */
+export function openConnections(obj: BpfObject, store: Store, clock: Clock) {
+  const at = layoutOf(obj);
+  const bytes = obj.readIterator("tcp_life_open");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = Math.floor(bytes.length / at.$size);
+  const table = new EventTable<Columns>("tcp_life_open", columns, Math.max(count, 1));
+  for (let i = 0; i < count; i++) {
+    writeRow(table, table.append(), {
+      view,
+      bytes,
+      r: i * at.$size,
+      at,
+      strings: store.strings,
+      clock,
+    });
+  }
+  const out = [];
+  for (let i = 0; i < table.length; i++) out.push(toJson(table, table.slot(i), store));
+  return out;
+}
+
+export const tcpLife = defineProgram<Columns>({
+  name: "tcp_life",
+  description:
+    "The life of every TCP connection, recorded when it closes: owner, direction, duration, bytes each way, RTT, retransmits, resets, states walked and how it ended; and the connections open now.",
+  columns,
+  eventSchema: TcpLifeEvent,
+  summarySchema: TcpLifeSummary,
+  decoder,
+  toJson,
+  summarize,
+  routes(app, ctx) {
+    app.openapi(
+      createRoute({
+        method: "get",
+        path: "/api/programs/tcp_life/open",
+        tags: ["tcp_life"],
+        summary: "TCP connections open now (in the server's network namespace), with live counters",
+        responses: {
+          200: {
+            description: "open connections",
+            content: { "application/json": { schema: OpenConnections } },
+          },
+          503: errorContent("tcp_life is not running"),
+        },
+      }),
+      (c) => {
+        const obj = ctx.manager.object("tcp_life");
+        if (!obj) {
+          return c.json(
+            { error: "tcp_life is not running; POST /api/programs/tcp_life/start" },
+            503,
+          );
+        }
+        const connections = openConnections(obj, ctx.store, ctx.manager.clock);
+        return c.json({ count: connections.length, connections }, 200);
+      },
+    );
+  },
+});
