@@ -61,6 +61,7 @@ run: prepare
 	$(DENO) task start $(ARGS)
 
 test: prepare
+	@SETUP_TEST_PACKAGES=1 scripts/setup.sh
 	$(DENO) task test
 
 COMPILE = $(if $(DENORT_BIN),DENORT_BIN=$(DENORT_BIN)) $(DENO) compile --allow-all \

@@ -5,15 +5,19 @@
 set -euo pipefail
 
 DENO_VERSION=${DENO_VERSION:-2.9.6}
-PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc libc6-dev dpkg-dev iproute2 nftables)
+PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc libc6-dev dpkg-dev iproute2 nftables python3)
+# Only the tests need these (a real Prometheus scrapes a test server; promtool checks /metrics).
+TEST_PACKAGES=(prometheus)
 
 log() { echo "setup: $*" >&2; }
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+wanted=("${PACKAGES[@]}")
+[ "${SETUP_TEST_PACKAGES:-0}" = 1 ] && wanted+=("${TEST_PACKAGES[@]}")
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ! command -v deno >/dev/null && ! command -v npm >/dev/null; then
@@ -22,7 +26,15 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
+  # A policy-rc.d that says 101 keeps packages with services (prometheus) from starting them.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy"
+    made_policy=1
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$made_policy" = 1 ] && as_root rm -f "$policy"
 fi
 
 if ! command -v deno >/dev/null || ! deno --version 2>/dev/null | grep -q "^deno 2\."; then

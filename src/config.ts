@@ -18,6 +18,8 @@ export interface Config {
   programs: string[] | null;
   logLevel: LogLevel;
   docs: boolean;
+  /** How many commands get their own label in /metrics. */
+  metricsTopCommands: number;
 }
 
 export const DEFAULTS = {
@@ -25,6 +27,7 @@ export const DEFAULTS = {
   storeCapacity: 1_000_000,
   ringSize: 16 * 1024 * 1024,
   drainIntervalMs: 10,
+  metricsTopCommands: 20,
   logLevel: "info" as LogLevel,
 };
 
@@ -43,6 +46,9 @@ Flags:
   --drain-interval MS     how often the rings are drained, 1-1000 ms (default ${DEFAULTS.drainIntervalMs})
   --programs LIST         comma-separated programs to start (default: all); the others can be
                           started later with POST /api/programs/NAME/start
+  --metrics-top-commands N
+                          commands that get their own label in /metrics, the busiest
+                          ones when chosen; the rest are summed as "other" (default ${DEFAULTS.metricsTopCommands})
   --log-level LEVEL       debug, info, warn or error (default: LOG_LEVEL, else ${DEFAULTS.logLevel});
                           debug logs every decoded event
   --no-docs               do not serve /docs (Swagger UI); /openapi.json stays
@@ -113,6 +119,7 @@ export function parseConfig(
         "ring-size": { type: "string" },
         "drain-interval": { type: "string" },
         programs: { type: "string" },
+        "metrics-top-commands": { type: "string" },
         "log-level": { type: "string" },
         "no-docs": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -144,6 +151,10 @@ export function parseConfig(
   const drainIntervalMs = values["drain-interval"] === undefined
     ? DEFAULTS.drainIntervalMs
     : parseInteger("--drain-interval", values["drain-interval"], 1, 1000);
+
+  const metricsTopCommands = values["metrics-top-commands"] === undefined
+    ? DEFAULTS.metricsTopCommands
+    : parseInteger("--metrics-top-commands", values["metrics-top-commands"], 0, 1000);
 
   let programs: string[] | null = null;
   if (values.programs !== undefined) {
@@ -180,6 +191,16 @@ export function parseConfig(
 
   return {
     kind: "run",
-    config: { hostname, port, storeCapacity, ringSize, drainIntervalMs, programs, logLevel, docs },
+    config: {
+      hostname,
+      port,
+      storeCapacity,
+      ringSize,
+      drainIntervalMs,
+      programs,
+      logLevel,
+      docs,
+      metricsTopCommands,
+    },
   };
 }

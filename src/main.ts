@@ -58,7 +58,14 @@ export async function main(
     drainIntervalMs: config.drainIntervalMs,
     selfPid: Deno.pid,
   });
-  const app = createApp({ programs, manager, store, docs: config.docs, startedAt });
+  const app = createApp({
+    programs,
+    manager,
+    store,
+    docs: config.docs,
+    startedAt,
+    metricsTopCommands: config.metricsTopCommands,
+  });
 
   let server: Deno.HttpServer;
   try {

@@ -12,6 +12,7 @@ import { docsRoutes } from "./docs.ts";
 import { validationHook } from "./errors.ts";
 import { compatRoutes } from "./routes_compat.ts";
 import { coreRoutes } from "./routes_core.ts";
+import { liveRoutes } from "./routes_live.ts";
 import { programRoutes } from "./routes_programs.ts";
 import type { AppContext } from "./service.ts";
 
@@ -23,6 +24,7 @@ export function createApp(ctx: AppContext): OpenAPIHono {
   coreRoutes(app, ctx);
   programRoutes(app, ctx);
   compatRoutes(app, ctx);
+  liveRoutes(app, ctx);
   docsRoutes(app, { docs: ctx.docs });
   app.notFound((c) =>
     c.json({ error: `no route ${c.req.method} ${c.req.path}; see /openapi.json` }, 404)

@@ -92,3 +92,14 @@ export function checkDuration(
     });
   }
 }
+
+/** `type=a,b`: names of programs. */
+export function typeList(names: readonly string[]) {
+  return z.string().optional().openapi({
+    description: `only events of these programs, comma-separated (${names.join(", ")})`,
+    param: { name: "type", in: "query" },
+  }).refine(
+    (t) => t === undefined || t.split(",").every((n) => names.includes(n)),
+    { message: `must be one or more of: ${names.join(", ")}` },
+  );
+}

@@ -6,7 +6,7 @@
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { errorContent } from "./errors.ts";
-import { checkWindow, command, limit, pid, since, until } from "./params.ts";
+import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
 import { type AppContext, listEvents } from "./service.ts";
 
 const ProgramStatus = z.object({
@@ -116,13 +116,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
 
   const names = [...programs.keys()];
   const EventsQuery = z.object({
-    type: z.string().optional().openapi({
-      description: `only events of these programs, comma-separated (${names.join(", ")})`,
-      param: { name: "type", in: "query" },
-    }).refine(
-      (t) => t === undefined || t.split(",").every((n) => programs.has(n)),
-      { message: `must be one or more of: ${names.join(", ")}` },
-    ),
+    type: typeList(names),
     pid,
     command,
     since,

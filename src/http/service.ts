@@ -19,6 +19,8 @@ export interface AppContext {
   docs: boolean;
   /** Unix ms when the server started. */
   startedAt: number;
+  /** How many commands get their own label in /metrics (default 20). */
+  metricsTopCommands?: number;
   /** Current time in Unix ms (tests may fix it). */
   now?: () => number;
 }

@@ -106,6 +106,7 @@ export class ProgramManager {
   readonly #view = new DataView(this.#buf.buffer);
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #sharedFds = new Map<string, number>();
+  readonly #drainListeners = new Set<() => void>();
   #lastSample = 0;
 
   constructor(programs: Iterable<Program>, store: Store, options: ManagerOptions) {
@@ -264,10 +265,17 @@ export class ProgramManager {
     this.#drainAll(true);
   }
 
+  /** Calls `listener` after every drain (live streams follow the store this way). */
+  onDrain(listener: () => void): () => void {
+    this.#drainListeners.add(listener);
+    return () => this.#drainListeners.delete(listener);
+  }
+
   #drainAll(sample: boolean): number {
     this.#clock.refresh();
     let n = 0;
     for (const slot of this.#slots.values()) if (slot.running) n += this.#drainSlot(slot);
+    for (const listener of this.#drainListeners) listener();
     const now = Date.now();
     if (sample || now - this.#lastSample >= SAMPLE_INTERVAL_MS) {
       this.#lastSample = now;

@@ -8,6 +8,8 @@
 
 import type { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppContext } from "../http/service.ts";
+import type { MetricFamily } from "../metrics/exposition.ts";
+import type { LabelCap } from "../metrics/label_cap.ts";
 import type { BpfObject } from "../ffi/shim.ts";
 import type { ColumnSpec, EventTable, Store } from "../store/mod.ts";
 import type { SummaryQuery } from "./query.ts";
@@ -54,6 +56,8 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
    * it stops) to read kernel counters into `store.counters(name)`.
    */
   sampler?(ctx: DecoderContext<S>): (now: number) => void;
+  /** Its Prometheus metric families, from counts kept at ingest (never from the bounded store). */
+  metrics?(store: Store, cap: LabelCap): MetricFamily[];
   /** Extra routes beyond the generated ones (registered by the HTTP layer). */
   routes?(app: OpenAPIHono, ctx: AppContext): void;
   /** One stored event as JSON. */

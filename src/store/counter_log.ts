@@ -65,6 +65,11 @@ export class CounterLog {
     return out;
   }
 
+  /** Every counter's total since the log began. */
+  totals(): ReadonlyMap<string, number> {
+    return this.#totals;
+  }
+
   /** Total of a counter since the log began. */
   total(key: string): number {
     return this.#totals.get(key) ?? 0;

@@ -26,6 +26,7 @@ export class Store {
   readonly strings = new Interner();
   #tables = new Map<string, EventTable>();
   #counters = new Map<string, CounterLog>();
+  #tallies = new Map<string, Map<number, number>>();
   #evicted = new Map<string, number>();
   #lastEvictedTs = new Map<string, number>();
   #total = 0;
@@ -52,6 +53,16 @@ export class Store {
     let log = this.#counters.get(name);
     if (!log) this.#counters.set(name, log = new CounterLog());
     return log;
+  }
+
+  /**
+   * Counts a program keeps at ingest, by a numeric key of its own (e.g. command, protocol and
+   * result packed into one number). They never shrink: eviction does not touch them.
+   */
+  tally(name: string): Map<number, number> {
+    let tally = this.#tallies.get(name);
+    if (!tally) this.#tallies.set(name, tally = new Map());
+    return tally;
   }
 
   /** The table of a program, if it has one. */

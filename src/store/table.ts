@@ -59,6 +59,7 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
   #mask: number;
   #head = 0;
   #length = 0;
+  #appended = 0;
   readonly maxRows: number;
 
   /** A table that grows by doubling up to `maxRows` (rounded up to a power of two). */
@@ -105,6 +106,7 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     }
     const slot = (this.#head + this.#length) & this.#mask;
     this.#length++;
+    this.#appended++;
     return slot;
   }
 
@@ -117,7 +119,15 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
 
   /** Drops the newest row (a decoder that finds a record malformed takes back its row). */
   dropNewest(): void {
-    if (this.#length > 0) this.#length--;
+    if (this.#length > 0) {
+      this.#length--;
+      this.#appended--;
+    }
+  }
+
+  /** Rows ever appended: row `i` is the `appended - length + i`-th. Readers follow it as a cursor. */
+  get appended(): number {
+    return this.#appended;
   }
 
   #grow(): void {

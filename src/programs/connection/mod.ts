@@ -14,6 +14,8 @@ import {
   resultName,
   socketTypeName,
 } from "../../net/names.ts";
+import type { MetricFamily } from "../../metrics/exposition.ts";
+import type { LabelCap } from "../../metrics/label_cap.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
 import { type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
@@ -68,9 +70,36 @@ const FIELDS = {
   unix_path_len: 4,
 } as const;
 
+/** Packs command, protocol and errno into one tally key (see {@linkcode unpackKey}). */
+function packKey(comm: number, family: number, sockType: number, protocol: number, ret: number) {
+  let proto = 511; // no socket
+  if (sockType !== 0) {
+    if (family === AF_UNIX) proto = 510;
+    else if (family === AF_INET || family === AF_INET6) proto = protocol < 508 ? protocol : 509;
+    else proto = 508;
+  }
+  const errno = ret < 0 ? Math.min(-ret, 4095) : 0;
+  return comm * 2097152 + proto * 4096 + errno;
+}
+
+function unpackKey(key: number) {
+  const comm = Math.floor(key / 2097152);
+  const proto = Math.floor(key / 4096) % 512;
+  const errno = key % 4096;
+  const protocol = proto === 511
+    ? "unknown"
+    : proto === 510
+    ? "UNIX"
+    : proto >= 508
+    ? "other"
+    : protocolName(AF_INET, proto, 1) ?? "unknown";
+  return { comm, protocol, result: resultName(-errno) };
+}
+
 function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
   const at = structLayout(obj, "connection_event", FIELDS);
   const strings = store.strings;
+  const tally = store.tally("connection");
   return (view, bytes, r, size) => {
     if (size < at.$size) {
       throw new RangeError(`connection record of ${size} bytes, expected ${at.$size}`);
@@ -110,7 +139,30 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
     } else {
       c.unix_path[s] = 0;
     }
+    const key = packKey(c.comm[s], family, c.sock_type[s], c.protocol[s], c.ret[s]);
+    tally.set(key, (tally.get(key) ?? 0) + 1);
   };
+}
+
+function metrics(store: Store, cap: LabelCap): MetricFamily[] {
+  const { own, other } = cap.split(store.tally("connection"), (key) => unpackKey(key).comm);
+  const series = new Map<string, { labels: Record<string, string>; value: number }>();
+  const add = (key: number, value: number, command: string) => {
+    const { protocol, result } = unpackKey(key);
+    const id = `${command}\0${protocol}\0${result}`;
+    const entry = series.get(id);
+    if (entry) entry.value += value;
+    else series.set(id, { labels: { command, protocol, result }, value });
+  };
+  for (const [key, value] of own) add(key, value, store.strings.get(unpackKey(key).comm));
+  for (const [key, value] of other) add(key, value, "other");
+  return [{
+    name: "ebpf_server_connect_calls_total",
+    type: "counter",
+    help:
+      `connect() calls by command (the ${cap.max} busiest get a label; the rest are "other"), protocol and result`,
+    samples: [...series.values()],
+  }];
 }
 
 function destinationOf(table: EventTable<Columns>, slot: number, store: Store) {
@@ -209,4 +261,5 @@ export const connection = defineProgram<Columns>({
   decoder,
   toJson,
   summarize,
+  metrics,
 });

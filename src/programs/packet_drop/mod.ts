@@ -12,6 +12,7 @@ import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
 import { etherTypeName, tcpFlagNames } from "../../net/ethernet.ts";
 import { AF_INET, AF_INET6, protocolName } from "../../net/names.ts";
+import type { MetricFamily } from "../../metrics/exposition.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
 import { type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
@@ -279,6 +280,31 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
   };
 }
 
+function metrics(store: Store): MetricFamily[] {
+  const reasons = kernelDropReasons();
+  const byReason = new Map<string, number>();
+  let overflow = 0;
+  for (const [key, n] of store.counters("packet_drop").totals()) {
+    if (key.startsWith(DROP_KEY)) bump(byReason, reasons.name(Number(key.split(" ")[1])), n);
+    else if (key === "counts_overflow") overflow = n;
+  }
+  return [
+    {
+      name: "ebpf_server_packet_drops_total",
+      type: "counter",
+      help:
+        "packets the kernel dropped, by the kernel's reason (in-kernel counters, read every second)",
+      samples: [...byReason].map(([reason, value]) => ({ labels: { reason }, value })),
+    },
+    {
+      name: "ebpf_server_packet_drop_counts_overflow_total",
+      type: "counter",
+      help: "drops not counted by reason because the in-kernel counter map was full",
+      samples: [{ value: overflow }],
+    },
+  ];
+}
+
 export const packetDrop = defineProgram<Columns>({
   name: "packet_drop",
   description:
@@ -291,6 +317,7 @@ export const packetDrop = defineProgram<Columns>({
   sampler,
   toJson,
   summarize,
+  metrics,
   routes(app) {
     app.openapi(
       createRoute({

@@ -9,6 +9,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { errorContent } from "../../http/errors.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
 import { resultName } from "../../net/names.ts";
+import type { MetricFamily } from "../../metrics/exposition.ts";
 import { EventTable, type Interner, type Store } from "../../store/mod.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
 import { structLayout } from "../layout.ts";
@@ -153,22 +154,72 @@ function writeRow(
   c.sock_hi[s] = view.getUint32(r + at.sock_id + 4, true);
 }
 
+/** Tally keys beyond `direction * 16 + outcome index`. */
+const SUM_KEYS = { bytes_sent: -1, bytes_received: -2, retransmits: -3, segments_out: -4 };
+
+function add(tally: Map<number, number>, key: number, n: number): void {
+  tally.set(key, (tally.get(key) ?? 0) + n);
+}
+
 function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
   const at = layoutOf(obj);
   const strings = store.strings;
+  const tally = store.tally("tcp_life");
   return (view, bytes, r, size) => {
     if (size < at.$size) {
       throw new RangeError(`tcp_life record of ${size} bytes, expected ${at.$size}`);
     }
-    writeRow(table, store.append(table as unknown as EventTable), {
-      view,
-      bytes,
-      r,
-      at,
-      strings,
-      clock,
-    });
+    const s = store.append(table as unknown as EventTable);
+    writeRow(table, s, { view, bytes, r, at, strings, clock });
+    const c = table.cols;
+    add(tally, c.direction[s] * 16 + OUTCOMES.indexOf(outcomeAt(table, s)), 1);
+    add(tally, SUM_KEYS.bytes_sent, c.bytes_sent[s]);
+    add(tally, SUM_KEYS.bytes_received, c.bytes_received[s]);
+    add(tally, SUM_KEYS.retransmits, c.retrans[s]);
+    add(tally, SUM_KEYS.segments_out, c.segs_out[s]);
   };
+}
+
+function metrics(store: Store): MetricFamily[] {
+  const tally = store.tally("tcp_life");
+  const connections = [...tally].filter(([key]) => key >= 0).map(([key, value]) => ({
+    labels: { direction: DIRECTIONS[key >> 4] ?? "unknown", outcome: OUTCOMES[key & 15] },
+    value,
+  }));
+  const sum = (name: string, help: string, key: number): MetricFamily => ({
+    name,
+    type: "counter",
+    help,
+    samples: [{ value: tally.get(key) ?? 0 }],
+  });
+  return [
+    {
+      name: "ebpf_server_tcp_connections_total",
+      type: "counter",
+      help: "TCP connections that ended, by direction and outcome",
+      samples: connections,
+    },
+    sum(
+      "ebpf_server_tcp_bytes_sent_total",
+      "bytes sent and acknowledged on TCP connections that ended (the kernel's bytes_acked)",
+      SUM_KEYS.bytes_sent,
+    ),
+    sum(
+      "ebpf_server_tcp_bytes_received_total",
+      "bytes received on TCP connections that ended",
+      SUM_KEYS.bytes_received,
+    ),
+    sum(
+      "ebpf_server_tcp_retransmits_total",
+      "segments retransmitted on TCP connections that ended",
+      SUM_KEYS.retransmits,
+    ),
+    sum(
+      "ebpf_server_tcp_segments_sent_total",
+      "segments sent on TCP connections that ended",
+      SUM_KEYS.segments_out,
+    ),
+  ];
 }
 
 function statesOf(table: EventTable<Columns>, s: number): number[] {
@@ -383,6 +434,7 @@ export const tcpLife = defineProgram<Columns>({
   decoder,
   toJson,
   summarize,
+  metrics,
   routes(app, ctx) {
     app.openapi(
       createRoute({
