@@ -38,6 +38,7 @@ Deno.test("parseConfig without flags gives the defaults", () => {
     programs: null,
     logLevel: "info",
     docs: true,
+    metricsTopCommands: DEFAULTS.metricsTopCommands,
   });
 });
 
