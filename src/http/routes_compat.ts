@@ -7,8 +7,9 @@
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { errorContent } from "./errors.ts";
-import { checkDuration, EventsQuery, MAX_DURATION, SummaryQuery } from "./params.ts";
-import { type AppContext, listEvents, summarize } from "./service.ts";
+import { checkDuration, MAX_DURATION } from "./params.ts";
+import { eventListRoute, summaryRoute } from "./routes_programs.ts";
+import { type AppContext, summarize } from "./service.ts";
 
 interface CompatPaths {
   program: string;
@@ -50,36 +51,29 @@ export function compatRoutes(app: OpenAPIHono, ctx: AppContext): void {
     const program = ctx.programs.get(paths.program);
     if (!program) continue;
     const name = program.name;
-    const ok = {
-      description: `${name} summary`,
-      content: { "application/json": { schema: program.summarySchema } },
-    };
-
+    const tags = [name, "compatibility"];
     for (const path of [paths.summary, ...paths.summaryAliases]) {
-      app.openapi(
-        createRoute({
-          method: "get",
-          path,
-          tags: [name, "compatibility"],
-          summary: `Summary of ${name} events (same as /api/programs/${name}/summary)`,
-          request: { query: SummaryQuery },
-          responses: { 200: ok, 400: errorContent("invalid parameter") },
-        }),
-        (c) => c.json(summarize(ctx, name, c.req.valid("query")), 200),
-      );
+      summaryRoute(app, ctx, program, {
+        path,
+        tags,
+        summary: `Summary of ${name} events (same as /api/programs/${name}/summary)`,
+      });
     }
 
     app.openapi(
       createRoute({
         method: "post",
         path: paths.summary,
-        tags: [name, "compatibility"],
+        tags,
         summary: `Summary of ${name} events, filters in a JSON body`,
         request: {
           body: { content: { "application/json": { schema: SummaryBody } }, required: false },
         },
         responses: {
-          200: ok,
+          200: {
+            description: `${name} summary`,
+            content: { "application/json": { schema: program.summarySchema } },
+          },
           400: errorContent("invalid body"),
           415: errorContent("the body is not JSON"),
         },
@@ -87,34 +81,11 @@ export function compatRoutes(app: OpenAPIHono, ctx: AppContext): void {
       (c) => c.json(summarize(ctx, name, c.req.valid("json")), 200),
     );
 
-    app.openapi(
-      createRoute({
-        method: "get",
-        path: paths.list,
-        tags: [name, "compatibility"],
-        summary: `Recent ${name} events, newest first (same as /api/programs/${name}/events)`,
-        request: { query: EventsQuery },
-        responses: {
-          200: {
-            description: `${name} events`,
-            content: {
-              "application/json": {
-                schema: z.object({
-                  count: z.number().int(),
-                  limit: z.number().int(),
-                  truncated: z.boolean(),
-                  [paths.listKey]: z.array(program.eventSchema),
-                }),
-              },
-            },
-          },
-          400: errorContent("invalid parameter"),
-        },
-      }),
-      (c) => {
-        const { events, ...rest } = listEvents(ctx, [name], c.req.valid("query"));
-        return c.json({ ...rest, [paths.listKey]: events }, 200);
-      },
-    );
+    eventListRoute(app, ctx, program, {
+      path: paths.list,
+      tags,
+      summary: `Recent ${name} events, newest first (same as /api/programs/${name}/events)`,
+      listKey: paths.listKey,
+    });
   }
 }

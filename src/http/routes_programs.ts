@@ -1,64 +1,101 @@
 /**
  * Routes generated from the program list: `GET /api/programs/<name>/events` and
- * `GET /api/programs/<name>/summary`, each documented with that program's own schemas.
+ * `GET /api/programs/<name>/summary`, each documented with that program's own schemas, plus
+ * whatever extra routes a program declares. The compatibility paths reuse the same builders.
  *
  * @module
  */
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Program } from "../programs/program.ts";
 import { errorContent } from "./errors.ts";
 import { EventsQuery, SummaryQuery } from "./params.ts";
 import { type AppContext, listEvents, summarize } from "./service.ts";
 
+interface RouteOptions {
+  path: string;
+  tags: string[];
+  summary: string;
+}
+
+/** `GET path`: a program's recent events, the list under `listKey`. */
+export function eventListRoute(
+  app: OpenAPIHono,
+  ctx: AppContext,
+  program: Program,
+  options: RouteOptions & { listKey: string },
+): void {
+  const { path, tags, summary, listKey } = options;
+  app.openapi(
+    createRoute({
+      method: "get",
+      path,
+      tags,
+      summary,
+      description: program.description,
+      request: { query: EventsQuery },
+      responses: {
+        200: {
+          description: `${program.name} events`,
+          content: {
+            "application/json": {
+              schema: z.object({
+                count: z.number().int(),
+                limit: z.number().int(),
+                truncated: z.boolean().openapi({ description: "more events matched than limit" }),
+                [listKey]: z.array(program.eventSchema),
+              }),
+            },
+          },
+        },
+        400: errorContent("invalid parameter"),
+      },
+    }),
+    (c) => {
+      const { events, ...rest } = listEvents(ctx, [program.name], c.req.valid("query"));
+      return c.json({ ...rest, [listKey]: events }, 200);
+    },
+  );
+}
+
+/** `GET path`: a program's summary over a window ending now. */
+export function summaryRoute(
+  app: OpenAPIHono,
+  ctx: AppContext,
+  program: Program,
+  options: RouteOptions,
+): void {
+  app.openapi(
+    createRoute({
+      method: "get",
+      ...options,
+      request: { query: SummaryQuery },
+      responses: {
+        200: {
+          description: `${program.name} summary`,
+          content: { "application/json": { schema: program.summarySchema } },
+        },
+        400: errorContent("invalid parameter"),
+      },
+    }),
+    (c) => c.json(summarize(ctx, program.name, c.req.valid("query")), 200),
+  );
+}
+
 export function programRoutes(app: OpenAPIHono, ctx: AppContext): void {
   for (const program of ctx.programs.values()) {
     const name = program.name;
-    app.openapi(
-      createRoute({
-        method: "get",
-        path: `/api/programs/${name}/events`,
-        tags: [name],
-        summary: `Recent ${name} events, newest first`,
-        description: program.description,
-        request: { query: EventsQuery },
-        responses: {
-          200: {
-            description: `${name} events`,
-            content: {
-              "application/json": {
-                schema: z.object({
-                  count: z.number().int(),
-                  limit: z.number().int(),
-                  truncated: z.boolean(),
-                  events: z.array(program.eventSchema),
-                }),
-              },
-            },
-          },
-          400: errorContent("invalid parameter"),
-        },
-      }),
-      (c) => c.json(listEvents(ctx, [name], c.req.valid("query")), 200),
-    );
-
-    app.openapi(
-      createRoute({
-        method: "get",
-        path: `/api/programs/${name}/summary`,
-        tags: [name],
-        summary: `Summary of ${name} events over a window ending now`,
-        request: { query: SummaryQuery },
-        responses: {
-          200: {
-            description: `${name} summary`,
-            content: { "application/json": { schema: program.summarySchema } },
-          },
-          400: errorContent("invalid parameter"),
-        },
-      }),
-      (c) => c.json(summarize(ctx, name, c.req.valid("query")), 200),
-    );
-
+    eventListRoute(app, ctx, program, {
+      path: `/api/programs/${name}/events`,
+      tags: [name],
+      summary: `Recent ${name} events, newest first`,
+      listKey: "events",
+    });
+    summaryRoute(app, ctx, program, {
+      path: `/api/programs/${name}/summary`,
+      tags: [name],
+      summary: `Summary of ${name} events over a window ending now`,
+    });
     program.routes?.(app, ctx);
   }
 }
