@@ -124,10 +124,10 @@ SEC("tracepoint/skb/kfree_skb")
 int packet_drop(struct trace_event_raw_kfree_skb *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sk_buff *skb = ctx->skbaddr;
+	struct sock_owner *owner = NULL;
 	struct packet_drop_event *e;
-	struct sock_owner *owner;
 	struct net_device *dev;
-	struct sk_buff *skb;
 	struct sock *sk = NULL;
 	__u32 reason = ctx->reason;
 	__u64 location = (__u64)ctx->location;
@@ -135,7 +135,15 @@ int packet_drop(struct trace_event_raw_kfree_skb *ctx)
 	if (reason == reason_not_dropped || reason == reason_consumed)
 		return 0;
 	count_drop(reason, location);
-	if ((pid_tgid >> 32) == self_tgid && self_tgid != 0)
+
+	if (bpf_core_field_exists(ctx->rx_sk))
+		sk = ctx->rx_sk;
+	if (!sk)
+		sk = BPF_CORE_READ(skb, sk);
+	owner = lookup_owner(sk);
+	/* The server's own packets are not reported: by owner when known, else by context
+	 * (a timer may drop someone else's packet while the server happens to run). */
+	if (self_tgid && (owner ? owner->pid : (__u32)(pid_tgid >> 32)) == self_tgid)
 		return 0;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -144,7 +152,6 @@ int packet_drop(struct trace_event_raw_kfree_skb *ctx)
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	skb = ctx->skbaddr;
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->location = location;
 	e->reason = reason;
@@ -160,20 +167,13 @@ int packet_drop(struct trace_event_raw_kfree_skb *ctx)
 		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
 		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	}
-	if (bpf_core_field_exists(ctx->rx_sk))
-		sk = ctx->rx_sk;
-	if (!sk)
-		sk = BPF_CORE_READ(skb, sk);
-	if (sk) {
-		if (!e->netns)
-			e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-		owner = lookup_owner(sk);
-		if (owner) {
-			e->has_owner = 1;
-			e->owner_pid = owner->pid;
-			e->owner_cgroup_id = owner->cgroup_id;
-			__builtin_memcpy(e->owner_comm, owner->comm, sizeof(e->owner_comm));
-		}
+	if (sk && !e->netns)
+		e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (owner) {
+		e->has_owner = 1;
+		e->owner_pid = owner->pid;
+		e->owner_cgroup_id = owner->cgroup_id;
+		__builtin_memcpy(e->owner_comm, owner->comm, sizeof(e->owner_comm));
 	}
 	bpf_ringbuf_submit(e, EVENTS_SUBMIT_FLAGS);
 	return 0;

@@ -508,8 +508,10 @@ int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap)
 	t = btf__type_by_id(btf, id);
 	for (i = 0; i < btf_vlen(t); i++) {
 		const struct btf_enum *e = btf_enum(t) + i;
-		int n = snprintf(used < cap ? buf + used : NULL, used < cap ? cap - used : 0,
-				 "%s=%d\n", btf__name_by_offset(btf, e->name_off), e->val);
+		/* an unsigned enum (kflag clear) prints as such: no negative codes */
+		const char *fmt = btf_kflag(t) ? "%s=%d\n" : "%s=%u\n";
+		int n = snprintf(used < cap ? buf + used : NULL, used < cap ? cap - used : 0, fmt,
+				 btf__name_by_offset(btf, e->name_off), e->val);
 
 		used += n;
 	}

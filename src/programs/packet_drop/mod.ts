@@ -22,7 +22,7 @@ import { DropReasonList, PacketDropEvent, PacketDropSummary } from "./schema.ts"
 
 /** Store columns beyond ts, pid and comm (pid/comm: the owner when known, else the context). */
 export const columns = {
-  reason: "u16",
+  reason: "u32",
   loc_lo: "u32",
   loc_hi: "u32",
   ctx_pid: "u32",

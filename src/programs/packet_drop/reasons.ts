@@ -16,7 +16,10 @@ export class DropReasons {
     this.#names = new Map();
     this.#codes = new Map();
     for (const [code, raw] of enumEntries) {
-      const name = raw.replace(/^SKB_DROP_REASON_/, "").replace(/^SKB_/, "");
+      if (raw === "SKB_DROP_REASON_SUBSYS_MASK") continue; // a bit mask, no reason
+      const name = raw.startsWith("SKB_DROP_REASON_")
+        ? raw.slice("SKB_DROP_REASON_".length)
+        : raw.replace(/^SKB_/, "");
       this.#names.set(code, name);
       this.#codes.set(name, code);
     }
