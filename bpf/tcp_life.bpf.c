@@ -42,7 +42,19 @@ struct life {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	char comm[16];
+	/* tcp_sock counters at the change to TCP_CLOSE: tcp_disconnect() zeroes them after it */
+	__u64 bytes_sent;
+	__u64 bytes_received;
+	__u32 srtt_us;
+	__u32 total_retrans;
+	__u32 segs_out;
+	__u32 has_counters;
 };
+
+/* The server's own HTTP port and network namespace: its connections are not reported, also
+ * those accepted before this program was loaded. */
+const volatile __u32 self_port = 0;
+const volatile __u32 self_netns = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -77,6 +89,12 @@ static __always_inline void set_owner_current(struct life *l)
 	l->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(l->comm, sizeof(l->comm));
 	l->has_owner = 1;
+}
+
+static __always_inline bool is_self_port(struct sock *sk, __u16 sport)
+{
+	return self_port && sport == self_port &&
+	       BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == self_netns;
 }
 
 /* Counters the kernel keeps for the socket, read at close or in the snapshot. */
@@ -150,6 +168,8 @@ int tcp_life_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			fresh.start_ns = bpf_ktime_get_boot_ns();
 		} else if (new != TCP_CLOSE || old == TCP_CLOSE) {
 			return 0;
+		} else if (is_self_port(sk, ctx->sport)) {
+			fresh.ignore = 1; /* the server's own, accepted before the program loaded */
 		} /* else: a connection older than the program closes; start unknown */
 		push_state(&fresh, old);
 		if (bpf_map_update_elem(&lives, &key, &fresh, BPF_ANY)) {
@@ -174,8 +194,16 @@ int tcp_life_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		}
 	}
 	if (new == TCP_CLOSE) {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+
 		l->end_ns = bpf_ktime_get_boot_ns();
 		l->sk_err = BPF_CORE_READ(sk, sk_err);
+		l->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+		l->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		l->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+		l->total_retrans = BPF_CORE_READ(tp, total_retrans);
+		l->segs_out = BPF_CORE_READ(tp, segs_out);
+		l->has_counters = 1;
 	}
 	return 0;
 }
@@ -225,6 +253,13 @@ int tcp_life_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 		}
 	}
 	read_counters(e, sk);
+	if (l->has_counters) {
+		e->bytes_sent = l->bytes_sent;
+		e->bytes_received = l->bytes_received;
+		e->srtt_us = l->srtt_us;
+		e->total_retrans = l->total_retrans;
+		e->segs_out = l->segs_out;
+	}
 	copy_life(e, l);
 	if (!l->has_owner) {
 		struct sock_owner *owner = lookup_owner(sk);
@@ -343,6 +378,8 @@ int tcp_life_open(struct bpf_iter__tcp *ctx)
 		if (l->ignore)
 			return 0;
 		copy_life(&e, l);
+	} else if (is_self_port(sk, e.sport)) {
+		return 0;
 	}
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	return 0;

@@ -85,6 +85,7 @@ export async function main(
     return fail(`cannot listen on ${where}: ${(err as Error).message}`, 1);
   }
 
+  manager.selfPort = (server.addr as Deno.NetAddr).port;
   const wanted = config.programs ?? [...programs.keys()];
   const errors: string[] = [];
   for (const name of wanted) {

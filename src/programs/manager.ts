@@ -47,6 +47,8 @@ export interface ManagerOptions {
   drainIntervalMs: number;
   /** The pid whose events are not recorded (the server's own). */
   selfPid: number;
+  /** The server's HTTP port, whose connections are not recorded (0: none). */
+  selfPort?: number;
 }
 
 interface Running {
@@ -79,6 +81,15 @@ const DRAIN_BUFFER_BYTES = 1 << 20;
 /** Rounds of draining per tick per ring before other work gets a turn. */
 const MAX_ROUNDS = 64;
 
+/** Inode number of this process's network namespace, or 0. */
+function ownNetns(): number {
+  try {
+    return Deno.statSync("/proc/self/ns/net").ino ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Boot-time to wall-clock conversion, re-measured every second. */
 class BootClock implements Clock {
   #offsetMs = 0;
@@ -105,6 +116,10 @@ export class ProgramManager {
   readonly #buf = new Uint8Array(DRAIN_BUFFER_BYTES);
   readonly #view = new DataView(this.#buf.buffer);
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** The server's HTTP port, known once it listens. */
+  set selfPort(port: number) {
+    this.#options.selfPort = port;
+  }
   readonly #sharedFds = new Map<string, number>();
   readonly #drainListeners = new Set<() => void>();
   #lastSample = 0;
@@ -164,7 +179,11 @@ export class ProgramManager {
       obj = new BpfObject(readAsset(`bpf/${name}.bpf.o`), name);
       obj.setMapSize("events", this.#options.ringSize);
       obj.setConstU32("self_tgid", this.#options.selfPid);
-      slot.program.configure?.(obj);
+      slot.program.configure?.(obj, {
+        pid: this.#options.selfPid,
+        port: this.#options.selfPort ?? 0,
+        netns: ownNetns(),
+      });
       for (const [map, fd] of this.#sharedFds) obj.reuseMap(map, fd);
       obj.load();
       this.#keepSharedMaps(obj);

@@ -28,6 +28,15 @@ export type RecordDecoder = (
   size: number,
 ) => void;
 
+/** The server itself, so programs can leave out its own activity. */
+export interface SelfInfo {
+  pid: number;
+  /** The HTTP port it listens on (0 before it listens). */
+  port: number;
+  /** Inode number of its network namespace. */
+  netns: number;
+}
+
 /** What a decoder gets bound to when its program loads. */
 export interface DecoderContext<S extends ColumnSpec> {
   obj: BpfObject;
@@ -48,7 +57,7 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
   /** The JSON shape of its summary. */
   readonly summarySchema: z.ZodType;
   /** Sets `const volatile` settings and map sizes before load (beyond those the manager sets). */
-  configure?(obj: BpfObject): void;
+  configure?(obj: BpfObject, self: SelfInfo): void;
   /** Binds a decoder to the loaded object's layout (read from its BTF). */
   decoder(ctx: DecoderContext<S>): RecordDecoder;
   /**

@@ -431,6 +431,10 @@ export const tcpLife = defineProgram<Columns>({
   columns,
   eventSchema: TcpLifeEvent,
   summarySchema: TcpLifeSummary,
+  configure(obj, self) {
+    obj.setConstU32("self_port", self.port);
+    obj.setConstU32("self_netns", self.netns);
+  },
   decoder,
   toJson,
   summarize,
