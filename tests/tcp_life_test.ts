@@ -9,6 +9,8 @@
  */
 
 import assert from "node:assert/strict";
+import type { z } from "@hono/zod-openapi";
+import type { TcpLifeEvent as TcpLifeEventSchema } from "../src/programs/tcp_life/schema.ts";
 import {
   canRunPrivileged,
   freePort,
@@ -20,34 +22,7 @@ import {
 } from "./_server.ts";
 
 /** The fields of a tcp_life event the tests read. */
-interface TcpLifeEvent {
-  type: string;
-  pid: number;
-  command: string;
-  direction: string;
-  address_family: string;
-  local_ip: string;
-  local_port: number;
-  remote_ip: string;
-  remote_port: number;
-  local: string;
-  remote: string;
-  start_time: string | null;
-  duration_ms: number | null;
-  bytes_sent: number;
-  bytes_received: number;
-  srtt_us: number;
-  retransmits: number;
-  segments_out: number;
-  resets_sent: number;
-  resets_received: number;
-  states: string[];
-  state_changes: number;
-  state: string;
-  error: string | null;
-  outcome: string;
-  connect: { result: string; latency_ns: number; wall_time: string } | null;
-}
+type TcpLifeEvent = z.infer<typeof TcpLifeEventSchema>;
 
 interface Group {
   connections: number;

@@ -3,7 +3,7 @@ import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
-import type { Clock } from "../program.ts";
+import { BOOT_WALL_MS, btfOffsets, clock, recordArea } from "../_testing.ts";
 import { connection } from "./mod.ts";
 
 const AF_UNIX = 1;
@@ -13,10 +13,6 @@ const SOCK_STREAM = 1;
 const SOCK_DGRAM = 2;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
-
-/** 2026-11-25T03:04:05Z; a boot-time stamp of t ns is this plus t/1e6 ms. */
-const BOOT_WALL_MS = Date.UTC(2026, 10, 25, 3, 4, 5);
-const clock: Clock = { wallMs: (lo, hi) => BOOT_WALL_MS + (hi * 2 ** 32 + lo) / 1e6 };
 
 /** What the kernel side writes into one record. */
 interface RawRecord {
@@ -61,9 +57,7 @@ function offsets(obj: BpfObject) {
     "unix_path",
     "unix_path_len",
   ];
-  const at: { [name: string]: number } = {};
-  for (const name of names) at[name] = obj.member("connection_event", name).offset;
-  return { at, size: obj.structSize("connection_event") };
+  return btfOffsets(obj, "connection_event", names);
 }
 
 /**
@@ -72,10 +66,7 @@ function offsets(obj: BpfObject) {
  */
 function encode(obj: BpfObject, rec: RawRecord) {
   const { at, size } = offsets(obj);
-  const backing = new ArrayBuffer(size + 64);
-  const bytes = new Uint8Array(backing, 8, size + 48).fill(0xa5);
-  const view = new DataView(backing, bytes.byteOffset, bytes.byteLength);
-  const r = 24;
+  const { bytes, view, r } = recordArea(size);
   view.setBigUint64(r + at.ts_ns, rec.tsNs, true);
   view.setBigUint64(r + at.latency_ns, rec.latencyNs, true);
   view.setBigUint64(r + at.cgroup_id, rec.cgroupId, true);

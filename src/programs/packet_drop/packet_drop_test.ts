@@ -3,7 +3,7 @@ import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
-import type { Clock } from "../program.ts";
+import { BOOT_WALL_MS, btfOffsets, clock, recordArea } from "../_testing.ts";
 import { packetDrop } from "./mod.ts";
 import { DropReasons, kernelDropReasons } from "./reasons.ts";
 
@@ -13,10 +13,6 @@ const ETH_P_IPV6 = 0x86dd;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 const TCP_SYN = 0x02;
-
-/** 2026-11-25T03:04:05Z; a boot-time stamp of t ns is this plus t/1e6 ms. */
-const BOOT_WALL_MS = Date.UTC(2026, 10, 25, 3, 4, 5);
-const clock: Clock = { wallMs: (lo, hi) => BOOT_WALL_MS + (hi * 2 ** 32 + lo) / 1e6 };
 
 type Columns = typeof packetDrop.columns;
 
@@ -74,9 +70,7 @@ function openObject(): BpfObject {
 
 /** Offsets read from the object's BTF, independently of the decoder's own table. */
 function offsets(obj: BpfObject) {
-  const at = {} as Record<typeof FIELD_NAMES[number], number>;
-  for (const name of FIELD_NAMES) at[name] = obj.member("packet_drop_event", name).offset;
-  return { at, size: obj.structSize("packet_drop_event") };
+  return btfOffsets(obj, "packet_drop_event", FIELD_NAMES);
 }
 
 /**
@@ -86,10 +80,7 @@ function offsets(obj: BpfObject) {
  */
 function encode(obj: BpfObject, rec: RawDrop) {
   const { at, size } = offsets(obj);
-  const backing = new ArrayBuffer(size + 64);
-  const bytes = new Uint8Array(backing, 8, size + 48).fill(0xa5);
-  const view = new DataView(backing, bytes.byteOffset, bytes.byteLength);
-  const r = 24;
+  const { bytes, view, r } = recordArea(size);
   bytes.fill(0, r, r + size);
   const str = (field: number, text: string) => {
     const b = encoder.encode(text);

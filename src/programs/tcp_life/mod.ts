@@ -50,7 +50,8 @@ export const columns = {
 
 type Columns = typeof columns;
 
-const FIELDS = {
+/** Field sizes the decoder reads from `struct tcp_life_event`; offsets come from the BTF. */
+export const FIELDS = {
   ts_ns: 8,
   start_ns: 8,
   bytes_sent: 8,

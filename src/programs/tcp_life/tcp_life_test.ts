@@ -2,8 +2,11 @@ import assert from "node:assert/strict";
 import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
-import type { Clock } from "../program.ts";
-import { columns, outcomeOf, tcpLife } from "./mod.ts";
+import { BOOT_WALL_MS, btfOffsets, clock, recordArea } from "../_testing.ts";
+import type { z } from "@hono/zod-openapi";
+import { columns, FIELDS, outcomeOf, tcpLife } from "./mod.ts";
+import type { SummaryBase } from "../schema.ts";
+import type { TcpLifeEvent, TcpLifeSummary } from "./schema.ts";
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -26,10 +29,6 @@ const ECONNREFUSED = 111;
 
 const OUTBOUND = 1;
 const INBOUND = 2;
-
-/** 2026-11-25T03:04:05Z; a boot-time stamp of t ns is this plus t/1e6 ms. */
-const BOOT_WALL_MS = Date.UTC(2026, 10, 25, 3, 4, 5);
-const clock: Clock = { wallMs: (lo, hi) => BOOT_WALL_MS + (hi * 2 ** 32 + lo) / 1e6 };
 
 /** What the kernel side writes into one tcp_life_event. */
 interface RawRecord {
@@ -60,37 +59,7 @@ interface RawRecord {
 }
 
 /** The JSON fields the tests read. */
-interface TcpLifeJson {
-  type: string;
-  wall_time: string;
-  timestamp_ms: number;
-  pid: number;
-  command: string;
-  cgroup_id: number;
-  direction: string;
-  address_family: string;
-  local_ip: string;
-  local_port: number;
-  remote_ip: string;
-  remote_port: number;
-  local: string;
-  remote: string;
-  start_time: string | null;
-  duration_ms: number | null;
-  bytes_sent: number;
-  bytes_received: number;
-  srtt_us: number;
-  retransmits: number;
-  segments_out: number;
-  resets_sent: number;
-  resets_received: number;
-  states: string[];
-  state_changes: number;
-  state: string;
-  error: string | null;
-  outcome: string;
-  connect: { result: string; latency_ns: number; wall_time: string } | null;
-}
+type TcpLifeJson = z.infer<typeof TcpLifeEvent>;
 
 const encoder = new TextEncoder();
 
@@ -127,9 +96,7 @@ const FIELD_NAMES = [
 
 /** The struct's offsets, read from the object's BTF independently of the decoder. */
 function offsets(obj: BpfObject) {
-  const at = {} as Record<typeof FIELD_NAMES[number], number>;
-  for (const name of FIELD_NAMES) at[name] = obj.member("tcp_life_event", name).offset;
-  return { at, size: obj.structSize("tcp_life_event") };
+  return btfOffsets(obj, "tcp_life_event", FIELD_NAMES);
 }
 
 /**
@@ -138,10 +105,7 @@ function offsets(obj: BpfObject) {
  */
 function encode(obj: BpfObject, rec: RawRecord) {
   const { at, size } = offsets(obj);
-  const backing = new ArrayBuffer(size + 64);
-  const bytes = new Uint8Array(backing, 8, size + 48).fill(0xa5);
-  const view = new DataView(backing, bytes.byteOffset, bytes.byteLength);
-  const r = 24;
+  const { bytes, view, r } = recordArea(size);
   view.setBigUint64(r + at.ts_ns, rec.tsNs, true);
   view.setBigUint64(r + at.start_ns, rec.startNs, true);
   view.setBigUint64(r + at.bytes_sent, rec.bytesSent, true);
@@ -559,32 +523,8 @@ Deno.test("tcp_life rejects a short record without storing a row", () => {
 
 Deno.test("tcp_life: the decoder's field sizes match the BTF of tcp_life_event", () => {
   using obj = openObject();
-  const sizes: Record<string, number> = {
-    ts_ns: 8,
-    start_ns: 8,
-    bytes_sent: 8,
-    bytes_received: 8,
-    cgroup_id: 8,
-    sock_id: 8,
-    pid: 4,
-    srtt_us: 4,
-    total_retrans: 4,
-    sk_err: 4,
-    sport: 2,
-    dport: 2,
-    family: 2,
-    direction: 1,
-    state: 1,
-    resets_sent: 1,
-    resets_received: 1,
-    nstates: 1,
-    has_owner: 1,
-    segs_out: 4,
-    states: 8,
-    saddr: 16,
-    daddr: 16,
-    comm: 16,
-  };
+  const sizes: Record<string, number> = FIELDS;
+
   const size = obj.structSize("tcp_life_event");
   const spans: [number, number][] = [];
   for (const [name, bytes] of Object.entries(sizes)) {
@@ -643,20 +583,8 @@ Deno.test("tcp_life joins an outbound record with its connect() event by socket 
 
 // ---- summarize ----------------------------------------------------------------------------
 
-interface Group {
-  connections: number;
-  bytes_sent: number;
-  bytes_received: number;
-  retransmits: number;
-  segments_out: number;
-  retransmit_rate: number | null;
-  duration_ms: { p50: number | null; p90: number | null; p99: number | null };
-  by_outcome: Record<string, number>;
-}
-type Summary = Group & {
-  by_remote: (Group & { remote: string })[];
-  by_process: (Group & { pid: number; command: string })[];
-};
+/** What summarize adds to the fields every summary has. */
+type Summary = Omit<z.infer<typeof TcpLifeSummary>, keyof z.infer<typeof SummaryBase>>;
 
 Deno.test("tcp_life.summarize counts connections, bytes, outcomes, remotes and processes", () => {
   const ctx = setup();

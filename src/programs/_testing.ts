@@ -1,0 +1,37 @@
+/**
+ * Shared by the decoder tests: a fixed clock, offsets read from a BPF object's BTF (apart from
+ * the decoders' own `structLayout`), and record buffers laid out as a drained ring has them.
+ *
+ * @module
+ */
+
+import type { BpfObject } from "../ffi/shim.ts";
+import type { Clock } from "./program.ts";
+
+/** 2026-11-25T03:04:05Z; a boot-time stamp of t ns is this plus t/1e6 ms. */
+export const BOOT_WALL_MS = Date.UTC(2026, 10, 25, 3, 4, 5);
+
+/** A clock whose boot time is {@linkcode BOOT_WALL_MS}. */
+export const clock: Clock = { wallMs: (lo, hi) => BOOT_WALL_MS + (hi * 2 ** 32 + lo) / 1e6 };
+
+/** Offsets of `names` in `struct`, and its size, from the object's BTF. */
+export function btfOffsets<N extends string>(
+  obj: BpfObject,
+  struct: string,
+  names: readonly N[],
+): { at: Record<N, number>; size: number } {
+  const at = {} as Record<N, number>;
+  for (const name of names) at[name] = obj.member(struct, name).offset;
+  return { at, size: obj.structSize(struct) };
+}
+
+/**
+ * Room for one record of `size` bytes at offset `r` of a buffer that itself starts inside a
+ * larger ArrayBuffer, with junk (0xa5) in every byte, as a drained ring buffer would have.
+ */
+export function recordArea(size: number): { bytes: Uint8Array; view: DataView; r: number } {
+  const backing = new ArrayBuffer(size + 64);
+  const bytes = new Uint8Array(backing, 8, size + 48).fill(0xa5);
+  const view = new DataView(backing, bytes.byteOffset, bytes.byteLength);
+  return { bytes, view, r: 24 };
+}
