@@ -1,7 +1,9 @@
 /**
  * `GET /api/events/stream`: new events as server-sent events, with the filters of /api/events.
  * Each client has a bounded queue: when it reads too slowly, events are skipped and counted,
- * and a `missed` event tells it how many. Disconnecting frees everything.
+ * and a `missed` event tells it how many. Events evicted from the store before a client got
+ * them count as missed whatever its filter (they are gone; the filter cannot be applied), so
+ * the count says how many it may have missed. Disconnecting frees everything.
  *
  * @module
  */
@@ -53,6 +55,8 @@ export class StreamHub {
 
   /** A new client's response body: events appended from now on. */
   open(filter: StreamFilter, signal?: AbortSignal): ReadableStream<Uint8Array> {
+    // events still in the kernel's rings happened before this client came: take them in first
+    this.#ctx.manager.drain();
     let client: Client;
     const stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
