@@ -67,11 +67,13 @@ test: prepare
 COMPILE = $(if $(DENORT_BIN),DENORT_BIN=$(DENORT_BIN)) $(DENO) compile --allow-all \
 	--include $(BUILD)/bpf --include $(SHIM) --output ebpf-server
 
+DENORT_HINT = { echo "make: deno compile needs its denort runtime and could not get it; download it where you can and run make $@ DENORT_BIN=/path/to/denort (see README)" >&2; exit 1; }
+
 build: prepare
-	$(COMPILE) src/main.ts
+	$(COMPILE) src/main.ts || $(DENORT_HINT)
 
 build-dev: prepare
-	$(COMPILE) src/main_dev.ts
+	$(COMPILE) src/main_dev.ts || $(DENORT_HINT)
 
 check: prepare
 	$(DENO) fmt --check
