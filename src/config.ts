@@ -26,7 +26,7 @@ export const DEFAULTS = {
   addr: ":8080",
   storeCapacity: 1_000_000,
   ringSize: 16 * 1024 * 1024,
-  drainIntervalMs: 10,
+  drainIntervalMs: 50,
   metricsTopCommands: 20,
   logLevel: "info" as LogLevel,
 };
@@ -43,7 +43,8 @@ Flags:
   --ring-size BYTES       size of each program's kernel ring buffer, a power of two of at
                           least 4096 (default ${DEFAULTS.ringSize}); events that find it full
                           are counted as lost
-  --drain-interval MS     how often the rings are drained, 1-1000 ms (default ${DEFAULTS.drainIntervalMs})
+  --drain-interval MS     how often the rings are drained, 1-1000 ms (default ${DEFAULTS.drainIntervalMs});
+                          10 ms after a drain that found a ring more than a quarter full
   --programs LIST         comma-separated programs to start (default: all); the others can be
                           started later with POST /api/programs/NAME/start
   --metrics-top-commands N

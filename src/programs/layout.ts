@@ -31,5 +31,8 @@ export function structLayout<F extends Record<string, number>>(
     }
     out[field] = member.offset;
   }
-  return out as { [K in keyof F]: number } & { $size: number };
+  // Adding properties one by one under computed names leaves V8 with a dictionary-mode object,
+  // where every `at.field` read on the decoders' hot path is a hash lookup; the spread copy is a
+  // fast-properties object whose reads are plain loads (bench/decode_bench.ts: about 2x).
+  return { ...out } as { [K in keyof F]: number } & { $size: number };
 }

@@ -21,12 +21,17 @@ export interface Clock {
 }
 
 /** Appends one decoded record to the store; `offset` is where the record starts in `bytes`. */
-export type RecordDecoder = (
-  view: DataView,
-  bytes: Uint8Array,
-  offset: number,
-  size: number,
-) => void;
+export type RecordDecoder =
+  & ((
+    view: DataView,
+    bytes: Uint8Array,
+    offset: number,
+    size: number,
+  ) => void)
+  & {
+    /** Called after every drained batch: work a decoder batches up is finished here. */
+    flush?: () => void;
+  };
 
 /** The server itself, so programs can leave out its own activity. */
 export interface SelfInfo {

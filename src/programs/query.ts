@@ -112,3 +112,90 @@ export function isoMicros(ms: number): string {
   const iso = new Date(whole).toISOString(); // ...T12:34:56.789Z
   return `${iso.slice(0, -1)}${String(Math.min(micros, 999)).padStart(3, "0")}Z`;
 }
+
+/** Contiguous slot ranges `[from, to)` holding the rows `[lo, hi)` of a table's ring. */
+export function slotRanges(table: EventTable, lo: number, hi: number): [number, number][] {
+  if (hi <= lo) return [];
+  const size = table.cols.ts.length;
+  const first = table.slot(lo);
+  const n = hi - lo;
+  if (first + n <= size) return [[first, first + n]];
+  return [[first, size], [0, first + n - size]];
+}
+
+/**
+ * What a scan needs of a filter, resolved once: the slot ranges of its time window, and the pid
+ * and command id to match (-1: any). Null when nothing can match (an unknown command).
+ */
+export function scanPlan(
+  table: EventTable,
+  store: Store,
+  filter: EventFilter,
+): { ranges: [number, number][]; pid: number; comm: number; rows: number } | null {
+  let comm = -1;
+  if (filter.command !== undefined) {
+    comm = store.strings.find(filter.command);
+    if (comm < 0) return null;
+  }
+  const [lo, hi] = timeRange(table, filter);
+  return { ranges: slotRanges(table, lo, hi), pid: filter.pid ?? -1, comm, rows: hi - lo };
+}
+
+/**
+ * The nearest-rank quantiles `qs` (0..1) of the first `n` values (non-negative numbers; they
+ * are read, not sorted): exact, like {@linkcode quantile} on a sorted copy, but in two or three
+ * passes of a 16-bit radix histogram over the bits of the doubles instead of an O(n log n) sort.
+ */
+export function quantilesOf(
+  values: Float64Array,
+  n: number,
+  qs: readonly number[],
+): (number | null)[] {
+  if (n === 0) return qs.map(() => null);
+  const ranks = qs.map((q) => Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1)));
+  return radixSelect(values, n, ranks, 0);
+}
+
+function radixSelect(values: Float64Array, n: number, ranks: number[], level: number): number[] {
+  if (n <= 4096 || level > 3) {
+    const sorted = values.slice(0, n).sort();
+    return ranks.map((k) => sorted[k]);
+  }
+  // the digit of value i at this level: 16 bits of its IEEE 754 pattern, most significant first
+  // (for non-negative doubles the bit patterns sort like the values)
+  const words = new Uint32Array(values.buffer, values.byteOffset, 2 * n);
+  const word = level < 2 ? 1 : 0;
+  const shift = level % 2 === 0 ? 16 : 0;
+  const hist = new Uint32Array(65536);
+  for (let i = word; i < 2 * n; i += 2) hist[(words[i] >>> shift) & 0xffff]++;
+  const digit: number[] = [], within: number[] = [];
+  for (const k of ranks) {
+    let seen = 0, d = 0;
+    while (seen + hist[d] <= k) seen += hist[d++];
+    digit.push(d);
+    within.push(k - seen);
+  }
+  // one pass gathers the values of every bucket a rank falls in
+  const wanted = [...new Set(digit)];
+  const buckets = wanted.map((d) => new Float64Array(hist[d]));
+  const fill = wanted.map(() => 0);
+  const d0 = wanted[0],
+    d1 = wanted.length > 1 ? wanted[1] : -1,
+    d2 = wanted.length > 2 ? wanted[2] : -1;
+  for (let i = 0; i < n; i++) {
+    const d = (words[2 * i + word] >>> shift) & 0xffff;
+    if (d === d0) buckets[0][fill[0]++] = values[i];
+    else if (d === d1) buckets[1][fill[1]++] = values[i];
+    else if (d === d2) buckets[2][fill[2]++] = values[i];
+    else {
+      const j = wanted.indexOf(d, 3);
+      if (j >= 0) buckets[j][fill[j]++] = values[i];
+    }
+  }
+  const out: number[] = [];
+  for (let r = 0; r < ranks.length; r++) {
+    const bucket = buckets[wanted.indexOf(digit[r])];
+    out.push(radixSelect(bucket, bucket.length, [within[r]], level + 1)[0]);
+  }
+  return out;
+}

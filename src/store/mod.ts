@@ -25,10 +25,10 @@ export class Store {
   /** Strings shared by every table (commands, paths). */
   readonly strings = new Interner();
   #tables = new Map<string, EventTable>();
+  /** The same tables as an array: the eviction on every append when full walks it. */
+  #tableList: EventTable[] = [];
   #counters = new Map<string, CounterLog>();
   #tallies = new Map<string, Map<number, number>>();
-  #evicted = new Map<string, number>();
-  #lastEvictedTs = new Map<string, number>();
   #total = 0;
 
   constructor(capacity: number) {
@@ -44,7 +44,7 @@ export class Store {
     if (known) return known as unknown as EventTable<S>;
     const table = new EventTable(name, spec, this.capacity);
     this.#tables.set(name, table as unknown as EventTable);
-    this.#evicted.set(name, 0);
+    this.#tableList.push(table as unknown as EventTable);
     return table;
   }
 
@@ -92,18 +92,17 @@ export class Store {
   #evictOldest(): void {
     let oldest: EventTable | undefined;
     let oldestTs = Infinity;
-    for (const table of this.#tables.values()) {
+    for (const table of this.#tableList) {
+      if (table.length === 0) continue;
       const ts = table.oldestTs();
-      if (ts < oldestTs || (!oldest && table.length)) {
+      if (!oldest || ts < oldestTs) {
         oldest = table;
         oldestTs = ts;
       }
     }
     if (!oldest) return;
-    this.#lastEvictedTs.set(oldest.name, oldestTs);
     oldest.evictOldest();
     this.#total--;
-    this.#evicted.set(oldest.name, (this.#evicted.get(oldest.name) ?? 0) + 1);
   }
 
   /** Events held now. */
@@ -113,15 +112,15 @@ export class Store {
 
   /** Events evicted so far, in all or in one table. */
   evicted(name?: string): number {
-    if (name !== undefined) return this.#evicted.get(name) ?? 0;
+    if (name !== undefined) return this.#tables.get(name)?.evicted ?? 0;
     let sum = 0;
-    for (const n of this.#evicted.values()) sum += n;
+    for (const table of this.#tableList) sum += table.evicted;
     return sum;
   }
 
   /** The `ts` of the newest event evicted from a table, or -Infinity. */
   lastEvictedTs(name: string): number {
-    return this.#lastEvictedTs.get(name) ?? -Infinity;
+    return this.#tables.get(name)?.lastEvictedTs ?? -Infinity;
   }
 
   /** Stored and evicted counts of a table. */
