@@ -24,7 +24,7 @@ SHIM := $(BUILD)/libebpf_shim.so
 DEPS_LIBS := $(DEPS)/lib/libbpf.a $(DEPS)/lib/libelf.a $(DEPS)/lib/libz.a
 NODE_MODULES := node_modules/.deno/.setup-cache.bin
 
-.PHONY: setup prepare run test build build-dev check clean
+.PHONY: setup prepare run test build build-dev check clean bench bench-quick
 
 setup:
 	@scripts/setup.sh
@@ -75,10 +75,17 @@ build: prepare
 build-dev: prepare
 	$(COMPILE) src/main_dev.ts || $(DENORT_HINT)
 
+# Benchmarks (issue 6): bench/run.sh writes bench/RESULTS.md; --quick takes about 2 minutes.
+bench: prepare
+	bench/run.sh
+
+bench-quick: prepare
+	bench/run.sh --quick
+
 check: prepare
 	$(DENO) fmt --check
 	$(DENO) lint
-	$(DENO) check src/ tests/
+	$(DENO) check src/ tests/ bench/
 
 clean:
-	rm -rf $(BUILD)/bpf $(BUILD)/vmlinux.h $(SHIM) ebpf-server
+	rm -rf $(BUILD)/bpf $(BUILD)/vmlinux.h $(SHIM) ebpf-server bench/build

@@ -1,0 +1,448 @@
+/**
+ * Turns the raw numbers of bench/run.ts into bench/RESULTS.md: one table per measurement, with
+ * ratios to the C reference measured in the same run and the targets of issue 6 beside them.
+ *
+ * @module
+ */
+
+import { median } from "./_proc.ts";
+
+// deno-lint-ignore no-explicit-any
+type Raw = any;
+
+interface Row {
+  monitor: string;
+  mode: string;
+  target: number;
+  connects: number;
+  captured: number;
+  lostKernel: number | null;
+  rate: number;
+  workloadCpuUs: number;
+  monitorUsPerEvent: number;
+  monitorUsPerEventStat: number;
+  missing: number;
+  /** Events of other processes the monitor took in during the runs (median), NaN if unknown. */
+  foreign: number;
+  /** ebpf-server: the workload's events still in the store when counted (median). */
+  stored: number;
+  repeats: number;
+  /** Runs with no other process's tracepoint BPF program loaded and little other CPU use. */
+  clean: number;
+  /** Median over the clean runs if any, else over all: rate and loadgen CPU per connect. */
+  slowRate: number;
+  slowCpuUs: number;
+  /** Median CPU (cores) used by other processes during the runs. */
+  otherCores: number;
+  /** Most tracepoint BPF programs of other processes loaded during a run. */
+  foreignPrograms: number;
+}
+
+/** A run not disturbed by other processes (see `clean` above). */
+function isClean(run: Raw): boolean {
+  return run.foreignPrograms === 0 && run.otherCores < CLEAN_OTHER_CORES;
+}
+
+/** Other processes' CPU use (cores) above which a run counts as disturbed. */
+export const CLEAN_OTHER_CORES = 0.35;
+
+const MONITORS = ["none", "c-ref", "bpftrace", "ebpf-server"];
+
+function f(x: number, digits = 2): string {
+  if (!Number.isFinite(x)) return "–";
+  if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString("en-US");
+  return x.toFixed(digits);
+}
+
+function workloadName(mode: string, target: number): string {
+  return `${mode} @ ${target === 0 ? "max" : `${target / 1000}k/s`}`;
+}
+
+/** Events the monitor handled in a run: all it took in when known, else the workload's. */
+function eventsIn(run: Raw): number {
+  return Number.isFinite(run.processed) && run.processed >= run.captured
+    ? run.processed
+    : run.captured;
+}
+
+const met = (ok: boolean) => ok ? "**met**" : "**not met**";
+
+export function report(raw: Raw): string {
+  const rows: Row[] = [];
+  const keys = new Map<string, Raw[]>();
+  for (const run of raw.runs) {
+    const key = `${run.monitor}|${run.mode}|${run.target}`;
+    if (!keys.has(key)) keys.set(key, []);
+    keys.get(key)!.push(run);
+  }
+  for (const [key, list] of keys) {
+    const [monitor, mode, target] = key.split("|");
+    const captured = list.map((r: Raw) => r.captured);
+    rows.push({
+      monitor,
+      mode,
+      target: Number(target),
+      connects: median(list.map((r: Raw) => r.loadgen.connects)),
+      captured: median(captured),
+      lostKernel: list.some((r: Raw) => r.lost !== null)
+        ? list.reduce((s: number, r: Raw) => s + (r.lost ?? 0), 0)
+        : null,
+      rate: median(list.map((r: Raw) => r.loadgen.rate)),
+      workloadCpuUs: median(list.map((r: Raw) => r.loadgen.cpu_us_per_connect)),
+      monitorUsPerEvent: median(
+        list.map((r: Raw) => r.cpu ? r.cpu.schedNs / 1e3 / eventsIn(r) : NaN),
+      ),
+      monitorUsPerEventStat: median(
+        list.map((r: Raw) => r.cpu ? r.cpu.statNs / 1e3 / eventsIn(r) : NaN),
+      ),
+      foreign: median(list.map((r: Raw) => (r.processed ?? NaN) - r.captured)),
+      stored: median(list.map((r: Raw) => r.stored ?? NaN)),
+      missing: list.reduce(
+        (s: number, r: Raw) => s + (monitor === "none" ? 0 : r.loadgen.connects - r.captured),
+        0,
+      ),
+      repeats: list.length,
+      ...(() => {
+        const clean = list.filter(isClean);
+        const use = clean.length ? clean : list;
+        return {
+          clean: clean.length,
+          slowRate: median(use.map((r: Raw) => r.loadgen.rate)),
+          slowCpuUs: median(use.map((r: Raw) => r.loadgen.cpu_us_per_connect)),
+        };
+      })(),
+      otherCores: median(list.map((r: Raw) => r.otherCores ?? NaN)),
+      foreignPrograms: Math.max(...list.map((r: Raw) => r.foreignPrograms ?? 0)),
+    });
+  }
+  const get = (monitor: string, mode: string, target: number) =>
+    rows.find((r) => r.monitor === monitor && r.mode === mode && r.target === target);
+  const workloads: { mode: string; target: number }[] = [];
+  for (const r of rows) {
+    if (!workloads.some((w) => w.mode === r.mode && w.target === r.target)) {
+      workloads.push({ mode: r.mode, target: r.target });
+    }
+  }
+  const monitors = MONITORS.filter((m) => rows.some((r) => r.monitor === m));
+
+  /** Slowdown factor of a workload under a monitor: >1 is slower than with no monitor. */
+  function slowdown(monitor: string, mode: string, target: number): number {
+    const none = get("none", mode, target), m = get(monitor, mode, target);
+    if (!none || !m) return NaN;
+    return target === 0 ? none.slowRate / m.slowRate : m.slowCpuUs / none.slowCpuUs;
+  }
+
+  // ----- targets
+  const serverRows = rows.filter((r) => r.monitor === "ebpf-server");
+  const lossRows = serverRows.filter((r) => r.target === 0 || r.target === 100_000);
+  const lossTotal = lossRows.reduce((s, r) => s + r.missing, 0);
+  const lossConnects = lossRows.reduce((s, r) => s + r.connects * r.repeats, 0);
+  const cpuRatios = workloads.map((w) => {
+    const s = get("ebpf-server", w.mode, w.target), c = get("c-ref", w.mode, w.target);
+    return { ...w, ratio: s && c ? s.monitorUsPerEvent / c.monitorUsPerEvent : NaN };
+  });
+  const worstCpu = Math.max(...cpuRatios.map((c) => c.ratio));
+  const slow = workloads.map((w) => ({
+    ...w,
+    server: slowdown("ebpf-server", w.mode, w.target),
+    ref: slowdown("c-ref", w.mode, w.target),
+    bpftrace: slowdown("bpftrace", w.mode, w.target),
+  }));
+  const slowOk = slow.every((s) =>
+    s.server <= s.ref * 1.1 && (!Number.isFinite(s.bpftrace) || s.server < s.bpftrace)
+  );
+  const worstSlow = slow.reduce(
+    (w, s) => (s.server / s.ref > w.server / w.ref ? s : w),
+    slow[0],
+  );
+  const store = raw.store;
+  const q = raw.queries;
+  const startupMedian = median(raw.startups);
+  const startupMax = Math.max(...raw.startups);
+  const wrk = median(raw.wrk);
+
+  const out: string[] = [];
+  out.push('# Benchmark results (issue 6: "As fast as C")');
+  out.push("");
+  out.push(
+    `Produced by \`bench/run.sh${
+      raw.env.mode === "quick" ? " --quick" : ""
+    }\` on ${raw.env.date}. ` +
+      `Source: ${raw.env.source ?? "?"}. ` +
+      `Kernel ${raw.env.kernel}, ${raw.env.cpu} (${raw.env.cores} cores), Deno ${raw.env.deno}, ` +
+      `${raw.env.bpftrace}, ${raw.env.wrk}. Mode: ${raw.env.mode}, ${raw.env.repeats} repeat(s) ` +
+      `of ${raw.env.durationS} s per workload and monitor, monitors interleaved (order rotated per ` +
+      `repeat); numbers are medians over repeats, ratios are to the C reference of the same run.`,
+  );
+  out.push("");
+  out.push(
+    `Background: tracepoint BPF programs of other processes loaded at the start: ` +
+      `${raw.env.foreignBefore}; at the end: ${raw.env.foreignAfter}. Load average before/after: ` +
+      `${raw.env.loadBefore} / ${raw.env.loadAfter}. (Other programs on \`sys_enter/exit_connect\` ` +
+      `add their cost to every run, the "none" baseline included.)`,
+  );
+  out.push("");
+  out.push("## Targets");
+  out.push("");
+  out.push("| target | ebpf-server | C reference | ratio | result |");
+  out.push("| --- | --- | --- | --- | --- |");
+  const refLossRows = rows.filter((r) =>
+    r.monitor === "c-ref" && (r.target === 0 || r.target === 100_000)
+  );
+  const refLoss = refLossRows.reduce((s, r) => s + r.missing, 0);
+  out.push(
+    `| zero loss at 100k/s and at max rate (default settings) | ${f(lossTotal, 0)} of ${
+      f(lossConnects, 0)
+    } missing | ${f(refLoss, 0)} missing | – | ${met(lossTotal === 0)} |`,
+  );
+  for (const c of cpuRatios) {
+    const s = get("ebpf-server", c.mode, c.target), r = get("c-ref", c.mode, c.target);
+    out.push(
+      `| CPU per event ≤ 2× C, ${workloadName(c.mode, c.target)} | ${
+        f(s?.monitorUsPerEvent ?? NaN, 3)
+      } µs | ${f(r?.monitorUsPerEvent ?? NaN, 3)} µs | ${f(c.ratio)}× | ${met(c.ratio <= 2)} |`,
+    );
+  }
+  out.push(
+    `| idle CPU < 1% of a core | ${f(raw.idle.server.percentCore)}% | ${
+      f(raw.idle.ref.percentCore)
+    }% | ${f(raw.idle.server.percentCore / raw.idle.ref.percentCore, 1)}× | ${
+      met(raw.idle.server.percentCore < 1)
+    } |`,
+  );
+  for (const s of slow) {
+    out.push(
+      `| workload slowdown ≤ 1.1× C's and < bpftrace's, ${workloadName(s.mode, s.target)} | ${
+        f(s.server, 3)
+      }× | ${f(s.ref, 3)}× (bpftrace ${f(s.bpftrace, 3)}×) | ${f(s.server / s.ref, 3)} | ${
+        met(s.server <= s.ref * 1.1 && (!Number.isFinite(s.bpftrace) || s.server < s.bpftrace))
+      } |`,
+    );
+  }
+  out.push(
+    `| store ≤ 100 B/event (RSS growth, empty → 1M) | ${f(store.bytesPerEvent, 1)} B | – | – | ${
+      met(store.bytesPerEvent <= 100)
+    } |`,
+  );
+  out.push(
+    `| summary (60 s window, 1M events) p99 < 10 ms | ${f(q.summary.p99)} ms (p50 ${
+      f(q.summary.p50)
+    }) | – | – | ${met(q.summary.p99 < 10)} |`,
+  );
+  out.push(
+    `| filtered list of 100 (1M events) p99 < 10 ms | ${f(q.list.p99)} ms (p50 ${
+      f(q.list.p50)
+    }) | – | – | ${met(q.list.p99 < 10)} |`,
+  );
+  out.push(
+    `| start-up (exec → /health, all programs running) < 1 s | ${f(startupMedian, 0)} ms (max ${
+      f(startupMax, 0)
+    }) | – | – | ${met(startupMax < 1000)} |`,
+  );
+  out.push(
+    `| /health ≥ 20k requests/s (wrk -t2 -c32 -d5s) | ${f(wrk, 0)}/s | – | – | ${
+      met(wrk >= 20_000)
+    } |`,
+  );
+  out.push("");
+  out.push(
+    `Overall: loss ${met(lossTotal === 0)}; CPU/event ${met(worstCpu <= 2)} (worst ${
+      f(worstCpu)
+    }×); ` +
+      `slowdown ${met(slowOk)} (worst ${workloadName(worstSlow.mode, worstSlow.target)}: ` +
+      `${f(worstSlow.server, 3)}× vs C ${f(worstSlow.ref, 3)}×).`,
+  );
+  out.push("");
+
+  // ----- ingest tables
+  out.push("## Ingest under load");
+  out.push("");
+  out.push(
+    "`loadgen` (bench/loadgen.c) makes `connect()` calls on loopback: `udp` (one UDP socket, " +
+      "connect again and again), `tcp-refused` (new TCP socket per call to a bound, non-listening " +
+      "port), `tcp-accept` (new TCP socket per call to a listener it runs; a thread accepts and " +
+      "closes). Monitors: `none`; `c-ref` (bench/ref_consumer.c: the same BPF object, same ring " +
+      "size, drained every 10 ms with the shim's loop, counts per pid); `bpftrace` (one line per " +
+      "`sys_exit_connect` to a file); `ebpf-server` (`--programs connection`, default settings).",
+  );
+  out.push("");
+  if (raw.unreachable.length) {
+    out.push(
+      "Fixed rates this machine cannot reach with no monitor (so not run; the max-rate row stands for them): " +
+        raw.unreachable.map((u: Raw) => `${u.mode} @ ${u.target / 1000}k/s (max ${f(u.max, 0)}/s)`)
+          .join(", ") +
+        ".",
+    );
+    out.push("");
+  }
+  out.push("### Loss: events captured vs connect() calls made");
+  out.push("");
+  out.push(
+    "Captured: the workload's events the monitor counted (C reference and bpftrace: by pid; " +
+      "ebpf-server: its /metrics counter for the load generator's command `lg-<pid>`, kept at " +
+      "ingest, since a flood of other processes' connects can evict the workload's events from " +
+      "the store before they are counted there; the events still stored are in brackets).",
+  );
+  out.push("");
+  out.push(
+    "| workload | monitor | connects (median) | captured (median) | missing (sum over repeats) | kernel lost counter (sum) | events of other processes taken in meanwhile (median) |",
+  );
+  out.push("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const w of workloads) {
+    for (const m of monitors.filter((m) => m !== "none")) {
+      const r = get(m, w.mode, w.target);
+      if (!r) continue;
+      out.push(
+        `| ${workloadName(w.mode, w.target)} | ${m} | ${f(r.connects, 0)} | ${f(r.captured, 0)}${
+          Number.isFinite(r.stored) ? ` [${f(r.stored, 0)}]` : ""
+        } | ${f(r.missing, 0)} | ${r.lostKernel === null ? "–" : f(r.lostKernel, 0)} | ${
+          f(r.foreign, 0)
+        } |`,
+      );
+    }
+  }
+  out.push("");
+  out.push("### Monitor CPU per event (µs, on-CPU time of all its threads / events captured)");
+  out.push("");
+  out.push(
+    "From `/proc/<pid>/task/*/schedstat` (ns-exact) over the run and until the monitor is idle again; " +
+      "`/proc/<pid>/stat` utime+stime (10 ms ticks) in brackets. Includes the drain timer's idle cost. " +
+      "The events counted are all the monitor took in (the workload's and other processes'), " +
+      "except for bpftrace (the workload's only: its block-buffered output is counted after it exits).",
+  );
+  out.push("");
+  out.push(
+    "| workload | c-ref | bpftrace | ebpf-server | ebpf-server / c-ref | bpftrace / c-ref |",
+  );
+  out.push("| --- | --- | --- | --- | --- | --- |");
+  for (const w of workloads) {
+    const c = get("c-ref", w.mode, w.target),
+      b = get("bpftrace", w.mode, w.target),
+      s = get("ebpf-server", w.mode, w.target);
+    const cell = (r?: Row) =>
+      r ? `${f(r.monitorUsPerEvent, 3)} [${f(r.monitorUsPerEventStat, 3)}]` : "–";
+    out.push(
+      `| ${workloadName(w.mode, w.target)} | ${cell(c)} | ${cell(b)} | ${cell(s)} | ${
+        f((s?.monitorUsPerEvent ?? NaN) / (c?.monitorUsPerEvent ?? NaN))
+      }× | ${f((b?.monitorUsPerEvent ?? NaN) / (c?.monitorUsPerEvent ?? NaN))}× |`,
+    );
+  }
+  out.push("");
+  out.push("### Workload rate and slowdown");
+  out.push("");
+  out.push(
+    "Slowdown = (no-monitor rate / rate) at max rate; at a fixed rate, where the rate itself is " +
+      "fixed, (loadgen CPU per connect / no-monitor CPU per connect). 1.00 = no effect. Target: " +
+      "ebpf-server's ≤ 1.1 × the C reference's, and below bpftrace's. This machine is shared: " +
+      "other processes' BPF programs on the same tracepoints add their cost to every connect, " +
+      "and their load takes CPU. So the slowdown uses only the runs during which no other " +
+      `tracepoint BPF program was loaded and other processes used < ${CLEAN_OTHER_CORES} of a ` +
+      'core ("clean"), when both the monitor and no-monitor have such runs; otherwise all runs ' +
+      "(marked *noisy*). Rates and µs/connect below are medians of the runs used.",
+  );
+  out.push("");
+  out.push(
+    "| workload | none rate/s | c-ref rate/s | bpftrace rate/s | ebpf-server rate/s | loadgen µs/connect none · c-ref · bpftrace · server | clean runs none · c-ref · bpftrace · server | slowdown c-ref | slowdown bpftrace | slowdown ebpf-server | server / c-ref |",
+  );
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const s of slow) {
+    const r = (m: string) => get(m, s.mode, s.target);
+    const noisy = (m: string) => !(r(m)?.clean && r("none")?.clean);
+    const mark = (x: number, m: string) => `${f(x, 3)}${noisy(m) ? " *noisy*" : ""}`;
+    out.push(
+      `| ${workloadName(s.mode, s.target)} | ${f(r("none")?.slowRate ?? NaN, 0)} | ${
+        f(r("c-ref")?.slowRate ?? NaN, 0)
+      } | ${f(r("bpftrace")?.slowRate ?? NaN, 0)} | ${f(r("ebpf-server")?.slowRate ?? NaN, 0)} | ${
+        MONITORS.map((m) => f(r(m)?.slowCpuUs ?? NaN)).join(" · ")
+      } | ${MONITORS.map((m) => `${r(m)?.clean ?? 0}/${r(m)?.repeats ?? 0}`).join(" · ")} | ${
+        mark(s.ref, "c-ref")
+      } | ${mark(s.bpftrace, "bpftrace")} | ${mark(s.server, "ebpf-server")} | ${
+        f(s.server / s.ref, 3)
+      } |`,
+    );
+  }
+  out.push("");
+  out.push(
+    "Disturbance by other processes (medians over runs): CPU cores they used during the runs, " +
+      "and the most tracepoint BPF programs of theirs loaded during a run.",
+  );
+  out.push("");
+  out.push("| workload | " + MONITORS.join(" | ") + " |");
+  out.push("| --- | " + MONITORS.map(() => "---").join(" | ") + " |");
+  for (const w of workloads) {
+    out.push(
+      `| ${workloadName(w.mode, w.target)} | ${
+        MONITORS.map((m) => {
+          const r = get(m, w.mode, w.target);
+          return r ? `${f(r.otherCores)} cores, ${r.foreignPrograms} progs` : "–";
+        }).join(" | ")
+      } |`,
+    );
+  }
+  out.push("");
+
+  // ----- store, queries, start-up, idle, HTTP
+  out.push("## Store memory");
+  out.push("");
+  out.push(
+    `ebpf-server with \`--programs connection --store-capacity 1000000\`; RSS (VmRSS) after start-up, ` +
+      `then after ${f(store.connects, 0)} UDP connects (${f(store.fillRate, 0)}/s).`,
+  );
+  out.push("");
+  out.push(
+    "| RSS empty | RSS with events | peak RSS (VmHWM) | events stored (before → after) | evicted | lost | bytes/event | target |",
+  );
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  out.push(
+    `| ${f(store.rss0 / 2 ** 20, 1)} MiB | ${f(store.rss1 / 2 ** 20, 1)} MiB | ${
+      f(store.hwm1 / 2 ** 20, 1)
+    } MiB | ${f(store.stored0, 0)} → ${f(store.stored1, 0)} | ${f(store.evicted, 0)} | ${
+      f(store.lost, 0)
+    } | ${f(store.bytesPerEvent, 1)} | ≤ 100: ${met(store.bytesPerEvent <= 100)} |`,
+  );
+  out.push("");
+  out.push("## Query latency with 1M events stored");
+  out.push("");
+  out.push(
+    "Sequential GETs over one keep-alive connection on loopback from a Deno client (`fetch`), timed " +
+      "from request to the whole body read; 5 warm-up requests first.",
+  );
+  out.push("");
+  out.push("| query | requests | p50 ms | p99 ms | max ms | events in answer (sampled) | target |");
+  out.push("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const l of [q.summary, q.list]) {
+    out.push(
+      `| \`GET ${l.url}\` | ${l.n} | ${f(l.p50)} | ${f(l.p99)} | ${f(l.max)} | ${
+        l.seen.join(", ")
+      } | p99 < 10 ms: ${met(l.p99 < 10)} |`,
+    );
+  }
+  out.push("");
+  out.push("## Start-up, idle CPU, HTTP");
+  out.push("");
+  out.push("| measurement | ebpf-server | C reference | target |");
+  out.push("| --- | --- | --- | --- |");
+  out.push(
+    `| start-up: spawn → /health 200 with ${
+      raw.programsAtStartup.join(", ")
+    } running (runs after one warm-up) | ${
+      raw.startups.map((s: number) => f(s, 0)).join(", ")
+    } ms | – | < 1000 ms: ${met(startupMax < 1000)} |`,
+  );
+  out.push(
+    `| idle CPU over ${
+      f(raw.idle.server.seconds, 1)
+    } s, side by side with the C reference (the quietest window; events of other processes meanwhile: server ${raw.idle.server.events}, C ${raw.idle.ref.events}) | ${
+      f(raw.idle.server.percentCore, 2)
+    }% of a core [stat ${f(raw.idle.server.percentCoreStat, 2)}%] | ${
+      f(raw.idle.ref.percentCore, 2)
+    }% | < 1%: ${met(raw.idle.server.percentCore < 1)} |`,
+  );
+  out.push(
+    `| \`wrk -t2 -c32 -d5s /health\` (all programs) | ${
+      raw.wrk.map((x: number) => f(x, 0)).join(", ")
+    } req/s | – | ≥ 20,000: ${met(wrk >= 20_000)} |`,
+  );
+  out.push("");
+  return out.join("\n") + "\n";
+}
