@@ -245,17 +245,20 @@ async function waitUntilReady(handle: ServerHandle, timeoutMs: number): Promise<
   }, { timeoutMs, intervalMs: 50 });
 }
 
-/** Runs a command to its end (killed with SIGTERM after `timeoutMs`); returns code and output. */
+/**
+ * Runs a command to its end (killed with SIGTERM after `timeoutMs`), with `stdin` as its input
+ * when given; returns code and output.
+ */
 export async function runCommand(
   command: string,
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; stdin?: string } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = new Deno.Command(command, {
     args,
     cwd: options.cwd ?? ROOT_DIR,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
-    stdin: "null",
+    stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -267,6 +270,11 @@ export async function runCommand(
     }
   }, options.timeoutMs ?? 60_000);
   try {
+    if (options.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(options.stdin));
+      await writer.close();
+    }
     const out = await child.output();
     return {
       code: out.code,

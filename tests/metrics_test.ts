@@ -25,7 +25,6 @@ import {
 
 const ECONNREFUSED = 111;
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------------------------
 // External binaries
@@ -71,40 +70,6 @@ function required(binary: string, path: string | undefined): string {
     throw new Error(`${binary} is not on PATH; install Debian's 'prometheus' package`);
   }
   return path;
-}
-
-/** Runs `command` with `input` on stdin; returns exit code and output. */
-async function runWithInput(
-  command: string,
-  args: string[],
-  input: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // exited meanwhile
-    }
-  }, 60_000);
-  try {
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode(input));
-    await writer.close();
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,7 +365,7 @@ Deno.test({
       assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
       return body.includes("ebpf_server_connect_calls_total{") ? body : undefined;
     });
-    const out = await runWithInput(promtool, ["check", "metrics"], text);
+    const out = await runCommand(promtool, ["check", "metrics"], { stdin: text });
     // promtool prints lint problems (naming, missing HELP, counters without _total, ...) and
     // exits 1; every one of them is a real problem of a metric people graph and alert on.
     const report = `promtool exit ${out.code}\nstdout:\n${out.stdout}\nstderr:\n${out.stderr}\n` +

@@ -62,7 +62,6 @@ interface Summary {
   unattributed: number;
 }
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------------------------
@@ -78,47 +77,11 @@ interface Netns extends AsyncDisposable {
 }
 
 async function must(command: string, args: string[], stdin?: string): Promise<string> {
-  const out = stdin === undefined
-    ? await runCommand(command, args, { timeoutMs: 30_000 })
-    : await runWithStdin(command, args, stdin);
+  const out = await runCommand(command, args, { timeoutMs: 30_000, stdin });
   if (out.code !== 0) {
     throw new Error(`${command} ${args.join(" ")} failed (${out.code}): ${out.stderr}`);
   }
   return out.stdout;
-}
-
-/** Runs a command with `stdin` as its input (killed after 30 s). */
-async function runWithStdin(
-  command: string,
-  args: string[],
-  stdin: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // it exited meanwhile
-    }
-  }, 30_000);
-  try {
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode(stdin));
-    await writer.close();
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function createNetns(): Promise<Netns> {
