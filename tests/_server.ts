@@ -286,6 +286,20 @@ export async function runCommand(
   }
 }
 
+/** The absolute path of `name` on PATH, or undefined. */
+export function which(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    try {
+      const info = Deno.statSync(`${dir}/${name}`);
+      if (info.isFile && (info.mode ?? 0) & 0o111) return `${dir}/${name}`;
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
 /** Runs `deno run --allow-all src/main.ts ...args` to its end. */
 export function runMain(
   args: string[],

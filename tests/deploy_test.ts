@@ -21,25 +21,12 @@ import {
   ROOT_DIR,
   runCommand,
   waitFor,
+  which,
 } from "./_server.ts";
 
 const UNIT_PATH = `${ROOT_DIR}deploy/ebpf-server.service`;
 const PROMETHEUS_YML = `${ROOT_DIR}deploy/prometheus.yml`;
 const decoder = new TextDecoder();
-
-/** The absolute path of `name` on PATH, or undefined. */
-function which(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (!dir) continue;
-    try {
-      const info = Deno.statSync(`${dir}/${name}`);
-      if (info.isFile && (info.mode ?? 0) & 0o111) return `${dir}/${name}`;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
-}
 
 const SYSTEMD_ANALYZE = which("systemd-analyze");
 const PROMTOOL = which("promtool");

@@ -21,6 +21,7 @@ import {
   type ServerHandle,
   startServer,
   waitFor,
+  which,
 } from "./_server.ts";
 
 const ECONNREFUSED = 111;
@@ -28,20 +29,6 @@ const decoder = new TextDecoder();
 
 // ---------------------------------------------------------------------------------------------
 // External binaries
-
-/** The absolute path of `name` on PATH, or undefined. */
-function which(name: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (!dir) continue;
-    try {
-      const info = Deno.statSync(`${dir}/${name}`);
-      if (info.isFile && (info.mode ?? 0) & 0o111) return `${dir}/${name}`;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
-}
 
 const PROMETHEUS = which("prometheus");
 const PROMTOOL = which("promtool");
