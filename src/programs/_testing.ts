@@ -35,3 +35,20 @@ export function recordArea(size: number): { bytes: Uint8Array; view: DataView; r
   const view = new DataView(backing, bytes.byteOffset, bytes.byteLength);
   return { bytes, view, r: 24 };
 }
+
+/** What `summarize` returned, with the fields the HTTP layer adds, for `summarySchema.parse`. */
+export function withSummaryBase(program: string, part: Record<string, unknown>) {
+  return {
+    program,
+    since: "x",
+    until: "y",
+    duration_seconds: 1,
+    pid: null,
+    command: null,
+    window_complete: true,
+    events_lost: 0,
+    events_lost_total: 0,
+    events_evicted_total: 0,
+    ...part,
+  };
+}

@@ -3,7 +3,7 @@ import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
-import { BOOT_WALL_MS, btfOffsets, clock, recordArea } from "../_testing.ts";
+import { BOOT_WALL_MS, btfOffsets, clock, recordArea, withSummaryBase } from "../_testing.ts";
 import { connection } from "./mod.ts";
 
 const AF_UNIX = 1;
@@ -376,18 +376,6 @@ Deno.test("connection.summarize counts results, destinations and latency", () =>
   assert.equal(early.total_attempts, 2);
   assert.deepEqual(early.by_result, { ECONNREFUSED: 2 });
 
-  const summary = {
-    program: "connection",
-    since: "x",
-    until: "y",
-    duration_seconds: 1,
-    pid: null,
-    command: null,
-    window_complete: true,
-    events_lost: 0,
-    events_lost_total: 0,
-    events_evicted_total: 0,
-    ...all,
-  };
+  const summary = withSummaryBase("connection", all);
   connection.summarySchema.parse(summary);
 });

@@ -3,7 +3,7 @@ import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
-import { BOOT_WALL_MS, btfOffsets, clock, recordArea } from "../_testing.ts";
+import { BOOT_WALL_MS, btfOffsets, clock, recordArea, withSummaryBase } from "../_testing.ts";
 import { packetDrop } from "./mod.ts";
 import { DropReasons, kernelDropReasons } from "./reasons.ts";
 
@@ -463,19 +463,7 @@ Deno.test("packet_drop.summarize: kernel counts without a filter, events with on
   assert.deepEqual(mine.by_owner, []);
   assert.equal(mine.unattributed, 2);
 
-  packetDrop.summarySchema.parse({
-    program: "packet_drop",
-    since: "x",
-    until: "y",
-    duration_seconds: 1,
-    pid: null,
-    command: null,
-    window_complete: true,
-    events_lost: 0,
-    events_lost_total: 0,
-    events_evicted_total: 0,
-    ...all,
-  });
+  packetDrop.summarySchema.parse(withSummaryBase("packet_drop", all));
 });
 
 Deno.test("DropReasons: names without the kernel's prefix, code/name round trip, UNKNOWN_n", () => {

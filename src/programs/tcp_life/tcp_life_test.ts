@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
-import { BOOT_WALL_MS, btfOffsets, clock, recordArea } from "../_testing.ts";
+import { BOOT_WALL_MS, btfOffsets, clock, recordArea, withSummaryBase } from "../_testing.ts";
 import type { z } from "@hono/zod-openapi";
 import { columns, FIELDS, outcomeOf, tcpLife } from "./mod.ts";
 import type { SummaryBase } from "../schema.ts";
@@ -709,17 +709,5 @@ Deno.test("tcp_life.summarize counts connections, bytes, outcomes, remotes and p
   assert.equal(early.connections, 2);
   assert.equal(early.bytes_sent, 4000);
 
-  tcpLife.summarySchema.parse({
-    program: "tcp_life",
-    since: "x",
-    until: "y",
-    duration_seconds: 1,
-    pid: null,
-    command: null,
-    window_complete: true,
-    events_lost: 0,
-    events_lost_total: 0,
-    events_evicted_total: 0,
-    ...all,
-  });
+  tcpLife.summarySchema.parse(withSummaryBase("tcp_life", all));
 });
