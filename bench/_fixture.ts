@@ -12,6 +12,7 @@ import { BpfObject } from "../src/ffi/shim.ts";
 import { connection } from "../src/programs/connection/mod.ts";
 import type { Clock } from "../src/programs/program.ts";
 import { type EventTable, Store } from "../src/store/mod.ts";
+import { btfOffsets } from "../src/programs/_testing.ts";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -47,9 +48,8 @@ export function openConnectionObject(): BpfObject {
 
 /** Offsets of struct connection_event, read from BTF independently of the decoder. */
 export function layout(obj: BpfObject): Layout {
-  const at = { size: obj.structSize("connection_event") } as Layout;
-  for (const name of FIELDS) at[name] = obj.member("connection_event", name).offset;
-  return at;
+  const { at, size } = btfOffsets(obj, "connection_event", FIELDS);
+  return { ...at, size };
 }
 
 const COMMANDS = [

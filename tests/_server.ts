@@ -88,6 +88,69 @@ class StreamText {
   }
 }
 
+/** A child process whose stderr is collected as text. */
+export interface Collected {
+  readonly child: Deno.ChildProcess;
+  /** What it wrote on stderr so far. */
+  stderr(): string;
+  /** Its exit status once it has exited. */
+  exit(): Deno.CommandStatus | undefined;
+  /**
+   * Sends `signal` (default SIGTERM) unless it has exited, then SIGKILL after `killAfterMs`
+   * (a child that ignores the signal must not hang the suite); resolves with its exit status
+   * once its stderr is read to the end. Calling it again returns the same promise.
+   */
+  stop(signal?: Deno.Signal, killAfterMs?: number): Promise<Deno.CommandStatus>;
+}
+
+/** Spawns `command` with stdin and stdout closed and stderr collected. */
+export function spawnCollecting(
+  command: string,
+  options: Omit<Deno.CommandOptions, "stdin" | "stdout" | "stderr">,
+): Collected {
+  const child = new Deno.Command(command, {
+    ...options,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new StreamText(child.stderr);
+  let exit: Deno.CommandStatus | undefined;
+  const status = child.status.then((s) => exit = s);
+  let stopping: Promise<Deno.CommandStatus> | undefined;
+  return {
+    child,
+    stderr: () => stderr.text,
+    exit: () => exit,
+    stop(signal = "SIGTERM", killAfterMs = 15_000) {
+      stopping ??= (async () => {
+        if (!exit) {
+          try {
+            child.kill(signal);
+          } catch {
+            // it exited meanwhile
+          }
+        }
+        const timer = setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch {
+            // it exited meanwhile
+          }
+        }, killAfterMs);
+        try {
+          const s = await status;
+          await stderr.done;
+          return s;
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return stopping;
+    },
+  };
+}
+
 /** A running server started by {@linkcode startServer}. */
 export interface ServerHandle extends AsyncDisposable {
   /** `http://127.0.0.1:<port>` */
@@ -153,59 +216,24 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 }
 
 function spawnServer(port: number, options: StartOptions): ServerHandle {
-  const child = new Deno.Command(Deno.execPath(), {
+  const proc = spawnCollecting(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN_TS, "--addr", `127.0.0.1:${port}`, ...(options.args ?? [])],
     cwd: ROOT_DIR,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new StreamText(child.stderr);
-  let code: number | undefined;
-  const status = child.status.then((s) => {
-    code = s.code;
-    return s;
   });
-  let stopping: Promise<number> | undefined;
+  const child = proc.child;
   const url = `http://127.0.0.1:${port}`;
-
-  async function stop(): Promise<number> {
-    stopping ??= (async () => {
-      if (code === undefined) {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // it exited meanwhile
-        }
-      }
-      // A server that ignores SIGTERM must not hang the suite; the caller's assertion on the
-      // exit code (0) then fails.
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // it exited meanwhile
-        }
-      }, 15_000);
-      try {
-        const s = await status;
-        await stderr.done;
-        return s.code;
-      } finally {
-        clearTimeout(timer);
-      }
-    })();
-    return await stopping;
-  }
+  // A server that ignores SIGTERM is killed after 15 s; the caller's assertion on the exit code
+  // (0) then fails.
+  const stop = async () => (await proc.stop()).code;
 
   return {
     url,
     port,
     pid: child.pid,
     child,
-    stderr: () => stderr.text,
-    exited: () => code !== undefined,
+    stderr: proc.stderr,
+    exited: () => proc.exit() !== undefined,
     async json<T>(path: string, init: RequestInit & { status?: number } = {}): Promise<T> {
       const { status: expected = 200, ...rest } = init;
       const res = await fetch(url + path, rest);

@@ -20,13 +20,13 @@ import {
   privileged,
   ROOT_DIR,
   runCommand,
+  spawnCollecting,
   waitFor,
   which,
 } from "./_server.ts";
 
 const UNIT_PATH = `${ROOT_DIR}deploy/ebpf-server.service`;
 const PROMETHEUS_YML = `${ROOT_DIR}deploy/prometheus.yml`;
-const decoder = new TextDecoder();
 
 const SYSTEMD_ANALYZE = which("systemd-analyze");
 const PROMTOOL = which("promtool");
@@ -267,46 +267,18 @@ Deno.test({
         [`127.0.0.1:${port}`],
         "only the address differs from the unit's arguments",
       );
-      const child = new Deno.Command(Deno.execPath(), {
+      const proc = spawnCollecting(Deno.execPath(), {
         args: ["run", "--allow-all", MAIN_TS, ...args],
         cwd: "/",
         clearEnv: true,
         env: { ...serviceBaseEnv(), ...unit.env },
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-      const chunks: string[] = [];
-      const stderrDone = (async () => {
-        for await (const c of child.stderr) chunks.push(decoder.decode(c, { stream: true }));
-      })().catch(() => {});
-      let exit: Deno.CommandStatus | undefined;
-      const status = child.status.then((s) => exit = s);
+      });
       // systemd sends SIGKILL after TimeoutStopSec; so does this test (then the exit is not 0).
-      let killTimer: ReturnType<typeof setTimeout> | undefined;
-      const stop = async (signal: Deno.Signal) => {
-        if (!exit) {
-          try {
-            child.kill(signal);
-          } catch {
-            // exited meanwhile
-          }
-        }
-        killTimer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch {
-            // exited meanwhile
-          }
-        }, unit.timeoutStopSec * 1000);
-        const s = await status;
-        clearTimeout(killTimer);
-        await stderrDone;
-        return s;
-      };
+      const stop = (signal: Deno.Signal) => proc.stop(signal, unit.timeoutStopSec * 1000);
       try {
         const url = `http://127.0.0.1:${port}`;
         const health = await waitFor("/health of the server started as the unit says", async () => {
+          const exit = proc.exit();
           if (exit) throw new GiveUp(`the server exited with ${exit.code}`);
           const res = await fetch(`${url}/health`).catch(() => undefined);
           if (!res) return undefined;
@@ -325,17 +297,17 @@ Deno.test({
         assert.equal(
           s.signal,
           null,
-          `exited by itself, not by a signal; stderr:\n${chunks.join("")}`,
+          `exited by itself, not by a signal; stderr:\n${proc.stderr()}`,
         );
-        assert.equal(s.code, 0, `exit code on ${unit.killSignal}; stderr:\n${chunks.join("")}`);
+        assert.equal(s.code, 0, `exit code on ${unit.killSignal}; stderr:\n${proc.stderr()}`);
         // LOG_LEVEL from Environment= took effect: info lines are logged.
         if (unit.env.LOG_LEVEL === "info") {
-          assert.match(chunks.join(""), /listening/, "info-level log lines appear");
+          assert.match(proc.stderr(), /listening/, "info-level log lines appear");
         }
         return;
       } catch (err) {
         await stop("SIGKILL");
-        lastStderr = chunks.join("");
+        lastStderr = proc.stderr();
         if (lastStderr.includes("already in use")) continue;
         throw new Error(`${(err as Error).message}\n--- server stderr ---\n${lastStderr}`);
       }

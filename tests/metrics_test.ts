@@ -19,13 +19,13 @@ import {
   pythonConnects,
   runCommand,
   type ServerHandle,
+  spawnCollecting,
   startServer,
   waitFor,
   which,
 } from "./_server.ts";
 
 const ECONNREFUSED = 111;
-const decoder = new TextDecoder();
 
 // ---------------------------------------------------------------------------------------------
 // External binaries
@@ -250,47 +250,16 @@ async function startPrometheus(binary: string, target: string, dir: string): Pro
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = freePort();
     const url = `http://127.0.0.1:${port}`;
-    const child = new Deno.Command(binary, {
+    const proc = spawnCollecting(binary, {
       args: [
         `--config.file=${config}`,
         `--storage.tsdb.path=${dir}/data-${attempt}`,
         `--web.listen-address=127.0.0.1:${port}`,
         "--log.level=warn",
       ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const chunks: string[] = [];
-    const stderrDone = (async () => {
-      for await (const c of child.stderr) chunks.push(decoder.decode(c, { stream: true }));
-    })().catch(() => {});
-    let exited = false;
-    const status = child.status.then((s) => {
-      exited = true;
-      return s;
     });
     const stop = async () => {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // exited meanwhile
-        }
-      }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // exited meanwhile
-        }
-      }, 10_000);
-      try {
-        await status;
-        await stderrDone;
-      } finally {
-        clearTimeout(timer);
-      }
+      await proc.stop("SIGTERM", 10_000);
     };
     const query = async (promql: string): Promise<PromVector[]> => {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
@@ -309,12 +278,12 @@ async function startPrometheus(binary: string, target: string, dir: string): Pro
         if (v.length > 1) throw new Error(`${promql}: ${v.length} series, expected one`);
         return v.length ? Number(v[0].value[1]) : undefined;
       },
-      stderr: () => chunks.join(""),
+      stderr: proc.stderr,
       [Symbol.asyncDispose]: stop,
     };
     try {
       await waitFor("prometheus to be ready", async () => {
-        if (exited) throw new GiveUp(`prometheus exited:\n${chunks.join("")}`);
+        if (proc.exit()) throw new GiveUp(`prometheus exited:\n${proc.stderr()}`);
         const res = await fetch(`${url}/-/ready`).catch(() => undefined);
         await res?.body?.cancel();
         return res?.status === 200 ? true : undefined;
@@ -322,7 +291,7 @@ async function startPrometheus(binary: string, target: string, dir: string): Pro
       return prom;
     } catch (err) {
       await stop();
-      lastError = `${(err as Error).message}\n${chunks.join("")}`;
+      lastError = `${(err as Error).message}\n${proc.stderr()}`;
       if (lastError.includes("address already in use")) continue;
       throw new Error(lastError);
     }
