@@ -46,6 +46,7 @@ export const columns = {
   daddr: "bytes16",
   sock_lo: "u32",
   sock_hi: "u32",
+  outcome: "u8",
 } as const;
 
 type Columns = typeof columns;
@@ -153,6 +154,13 @@ function writeRow(
   (c.daddr as Uint8Array).set(bytes.subarray(r + at.daddr, r + at.daddr + 16), s * 16);
   c.sock_lo[s] = view.getUint32(r + at.sock_id, true);
   c.sock_hi[s] = view.getUint32(r + at.sock_id + 4, true);
+  c.outcome[s] = OUTCOMES.indexOf(outcomeOf({
+    state: c.state[s],
+    states: statesOf(table, s),
+    skErr: c.sk_err[s],
+    resetsSent: c.resets_sent[s],
+    resetsReceived: c.resets_received[s],
+  }));
 }
 
 /** Tally keys beyond `direction * 16 + outcome index`. */
@@ -173,7 +181,7 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
     const s = store.append(table as unknown as EventTable);
     writeRow(table, s, { view, bytes, r, at, strings, clock });
     const c = table.cols;
-    add(tally, c.direction[s] * 16 + OUTCOMES.indexOf(outcomeAt(table, s)), 1);
+    add(tally, c.direction[s] * 16 + c.outcome[s], 1);
     add(tally, SUM_KEYS.bytes_sent, c.bytes_sent[s]);
     add(tally, SUM_KEYS.bytes_received, c.bytes_received[s]);
     add(tally, SUM_KEYS.retransmits, c.retrans[s]);
@@ -246,15 +254,9 @@ export function outcomeOf(
   return "closed";
 }
 
-function outcomeAt(table: EventTable<Columns>, s: number) {
-  const c = table.cols;
-  return outcomeOf({
-    state: c.state[s],
-    states: statesOf(table, s),
-    skErr: c.sk_err[s],
-    resetsSent: c.resets_sent[s],
-    resetsReceived: c.resets_received[s],
-  });
+/** How the connection of row `s` ended (worked out once, as the row was written). */
+function outcomeAt(table: EventTable<Columns>, s: number): typeof OUTCOMES[number] {
+  return OUTCOMES[table.cols.outcome[s]];
 }
 
 function address(table: EventTable<Columns>, column: "saddr" | "daddr", s: number): string {
