@@ -66,8 +66,14 @@ if [ ! -e "$SRC/.fetched" ]; then
   rm -rf "$SRC" && mkdir -p "$SRC"
   log "fetching Debian sources: zlib elfutils libbpf"
   # Sandbox::User=root: the work dir is not readable by _apt; avoids a warning.
-  (cd "$SRC" && apt-get -qq -o APT::Sandbox::User=root source zlib elfutils libbpf \
-     >/dev/null) || die "apt-get source zlib elfutils libbpf failed"
+  # The newest version can be listed in an index whose pool the mirror does not serve
+  # (bookworm-security's zlib here): then take the one of the bookworm release itself.
+  for pkg in zlib elfutils libbpf; do
+    (cd "$SRC" && { apt-get -qq -o APT::Sandbox::User=root source "$pkg" >/dev/null 2>&1 ||
+       { log "newest $pkg source not served; trying $pkg/bookworm" &&
+         apt-get -qq -o APT::Sandbox::User=root source "$pkg/bookworm" >/dev/null; }; }) ||
+      die "apt-get source $pkg failed"
+  done
   touch "$SRC/.fetched"
 fi
 srcdir() { set -- "$SRC"/$1-[0-9]*/; [ -d "$1" ] || die "no unpacked source for $1"; echo "${1%/}"; }
