@@ -30,6 +30,10 @@ export class Store {
   #counters = new Map<string, CounterLog>();
   #tallies = new Map<string, Map<number, number>>();
   #total = 0;
+  /** The table evictions come from, while its oldest row is no newer than `#victimUntil`. */
+  #victim: EventTable | null = null;
+  /** The oldest `ts` of every other table when the victim was chosen. */
+  #victimUntil = -Infinity;
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) {
@@ -78,6 +82,8 @@ export class Store {
   /** Adds a row to `table`, evicting the oldest event of the store first when full. */
   append(table: EventTable): number {
     if (this.#total >= this.capacity) this.#evictOldest();
+    // a table that was empty may now hold an older row than the victim's
+    else if (table.length === 0) this.#victim = null;
     this.#total++;
     return table.append();
   }
@@ -90,16 +96,27 @@ export class Store {
   }
 
   #evictOldest(): void {
-    let oldest: EventTable | undefined;
-    let oldestTs = Infinity;
+    // Rows of one table are in time order and other tables' oldest rows only get newer, so
+    // the victim stays the oldest until its head passes theirs: no walk per eviction.
+    const victim = this.#victim;
+    if (victim !== null && victim.length > 0 && victim.oldestTs() <= this.#victimUntil) {
+      victim.evictOldest();
+      this.#total--;
+      return;
+    }
+    let oldest: EventTable | null = null;
+    let oldestTs = Infinity, nextTs = Infinity;
     for (const table of this.#tableList) {
       if (table.length === 0) continue;
       const ts = table.oldestTs();
-      if (!oldest || ts < oldestTs) {
+      if (oldest === null || ts < oldestTs) {
+        nextTs = oldestTs;
         oldest = table;
         oldestTs = ts;
-      }
+      } else if (ts < nextTs) nextTs = ts;
     }
+    this.#victim = oldest;
+    this.#victimUntil = nextTs;
     if (!oldest) return;
     oldest.evictOldest();
     this.#total--;
