@@ -1,6 +1,13 @@
 /**
  * connection: the summary of the stored connect() events in a window.
  *
+ * Without a pid or command filter, the window's whole blocks of rows (see ../blocks.ts) are
+ * summed from aggregates cached per block, and only the rows at its two ends are scanned: each
+ * aggregate holds its block's counts (by result, protocol, command and destination, each with
+ * the sequence number of its first row, so ties still sort by first appearance) and its
+ * latencies sorted, from which the quantiles are selected exactly. With a filter, every row of
+ * the window is scanned.
+ *
  * @module
  */
 
@@ -14,7 +21,8 @@ import {
   resultName,
 } from "../../net/names.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
-import { quantilesOf, scanPlan, type SummaryQuery } from "../query.ts";
+import { BlockCache, quantilesOfSorted, sortNonNegative, splitWindow } from "../blocks.ts";
+import { quantilesOf, slotRanges, type SummaryQuery, timeRange } from "../query.ts";
 import type { columns } from "./mod.ts";
 
 type Columns = typeof columns;
@@ -35,32 +43,35 @@ export function destinationOf(table: EventTable<Columns>, slot: number, store: S
   return { ip, port, path, destination };
 }
 
-/** Counts by a small integer code, remembering the order in which codes first appeared. */
+/**
+ * Counts by a small integer code with the order of each code's first row, in arrays reused from
+ * scan to scan: {@linkcode CodeCounts.take} hands over the codes seen and clears only those.
+ */
 class CodeCounts {
   readonly count: Float64Array;
   readonly first: Float64Array;
+  #seen: number[] = [];
   constructor(size: number) {
     this.count = new Float64Array(size);
     this.first = new Float64Array(size);
   }
-  add(code: number, row: number): void {
-    if (this.count[code]++ === 0) this.first[code] = row;
-  }
-  /** Merged by name (several codes can share one), largest first, ties in order of appearance. */
-  named(name: (code: number) => string, extra?: Map<string, { n: number; first: number }>) {
-    const byName = new Map<string, { n: number; first: number }>(extra);
-    for (let code = 0; code < this.count.length; code++) {
-      const n = this.count[code];
-      if (n === 0) continue;
-      const key = name(code);
-      const e = byName.get(key);
-      if (!e) byName.set(key, { n, first: this.first[code] });
-      else {
-        e.n += n;
-        e.first = Math.min(e.first, this.first[code]);
-      }
+  add(code: number, order: number): void {
+    if (this.count[code]++ === 0) {
+      this.first[code] = order;
+      this.#seen.push(code);
     }
-    return [...byName].sort((a, b) => b[1].n - a[1].n || a[1].first - b[1].first);
+  }
+  /** The codes seen as `[key(code), count, first]` triples; the counts start again from zero. */
+  take(key: (code: number) => number = (code) => code): Float64Array {
+    const out = new Float64Array(3 * this.#seen.length);
+    this.#seen.forEach((code, i) => {
+      out[3 * i] = key(code);
+      out[3 * i + 1] = this.count[code];
+      out[3 * i + 2] = this.first[code];
+      this.count[code] = 0;
+    });
+    this.#seen.length = 0;
+    return out;
   }
 }
 
@@ -117,7 +128,7 @@ class DestinationCounts {
     return true;
   }
 
-  add(s: number, failed: boolean, row: number): void {
+  add(s: number, failed: boolean, order: number): void {
     // rows come in bursts to one destination: try the previous row's entry first
     let i = this.#last;
     if (i >= 0 && this.#same(this.rep[i], s)) {
@@ -141,7 +152,7 @@ class DestinationCounts {
     this.rep[i] = s;
     this.count[i] = 1;
     this.failed[i] = failed ? 1 : 0;
-    this.first[i] = row;
+    this.first[i] = order;
     if (++this.#used * 2 > this.#mask) this.#grow();
   }
 
@@ -164,108 +175,407 @@ class DestinationCounts {
       this.first[i] = first[j];
     }
   }
+
+  /**
+   * The destinations seen as ids (several entries can share one: a family's name) with
+   * `[count, failed, first]` triples; the table starts again empty.
+   */
+  take(id: (slot: number) => number): { ids: Int32Array; counts: Float64Array } {
+    const index = new Map<number, number>();
+    const counts = new Float64Array(3 * this.#used);
+    for (let i = 0; i < this.rep.length; i++) {
+      if (this.rep[i] < 0) continue;
+      const key = id(this.rep[i]);
+      let j = index.get(key);
+      if (j === undefined) {
+        index.set(key, j = index.size);
+        counts[3 * j + 2] = this.first[i];
+      } else counts[3 * j + 2] = Math.min(counts[3 * j + 2], this.first[i]);
+      counts[3 * j] += this.count[i];
+      counts[3 * j + 1] += this.failed[i];
+    }
+    this.rep.fill(-1);
+    this.#used = 0;
+    this.#last = -1;
+    return { ids: Int32Array.from(index.keys()), counts: counts.slice(0, 3 * index.size) };
+  }
 }
 
-export function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
-  const c = table.cols;
-  const pids = c.pid as Uint32Array, comms = c.comm as Uint32Array, rets = c.ret as Int32Array;
-  const families = c.family as Uint8Array, types = c.sock_type as Uint8Array;
-  const protocols = c.protocol as Uint16Array, latency = c.latency as Float64Array;
-  const addr = c.addr as Uint8Array;
-  const byErrno = new CodeCounts(ERRNO_CODES); // 0: ret 0; n: -n
-  const byProto = new CodeCounts(PROTO_OTHER + 65536);
-  const byComm = new CodeCounts(store.strings.size);
-  const oddResults = new Map<number, { n: number; first: number }>(); // ret > 0 or < -4095
-  const dests = new DestinationCounts(
-    families,
-    c.port as Uint16Array,
-    new Uint32Array(addr.buffer, addr.byteOffset, addr.length / 4),
-    c.unix_path as Uint32Array,
-  );
-  const plan = scanPlan(table as unknown as EventTable, store, query);
-  const latencies = new Float64Array(plan?.rows ?? 0);
-  let n = 0, ok = 0, inProgress = 0, max = -Infinity;
-  for (const [from, to] of plan?.ranges ?? []) {
-    const pid = plan!.pid, comm = plan!.comm;
-    for (let s = from; s < to; s++) {
-      if ((pid >= 0 && pids[s] !== pid) || (comm >= 0 && comms[s] !== comm)) continue;
-      const ret = rets[s];
-      let bad = true;
-      if (ret === 0) ok++, bad = false;
-      else if (ret === EINPROGRESS) inProgress++, bad = false;
-      if (ret <= 0 && ret > -ERRNO_CODES) byErrno.add(ret === 0 ? 0 : -ret, n); // not -0: a double index is a slow path
-      else {
-        const e = oddResults.get(ret);
-        if (e) e.n++;
-        else oddResults.set(ret, { n: 1, first: n });
+/**
+ * Destination names by id, shared by the parts of one block cache: a part keeps ids, so adding
+ * parts up adds numbers in arrays indexed by id. An IPv4 destination is found by its address
+ * and port without formatting it again. {@linkcode DestinationNames.compact} forgets the names
+ * no part holds any more.
+ */
+class DestinationNames {
+  names: string[] = [];
+  #byName = new Map<string, number>();
+  #ipv4 = new Map<number, number>(); // address word * 65536 + port -> id
+  // scratch of `top`: [count, failed, first] by id
+  #sums = new Float64Array(0);
+
+  /** The id of `name`. */
+  id(name: string): number {
+    let id = this.#byName.get(name);
+    if (id === undefined) {
+      this.#byName.set(name, id = this.names.length);
+      this.names.push(name);
+    }
+    return id;
+  }
+
+  /** The id of the destination of the row at `slot`. */
+  ofSlot(table: EventTable<Columns>, slot: number, store: Store, addr: Uint32Array): number {
+    const c = table.cols;
+    if (c.family[slot] !== AF_INET) return this.id(destinationOf(table, slot, store).destination);
+    const key = addr[4 * slot] * 65536 + c.port[slot];
+    let id = this.#ipv4.get(key);
+    if (id === undefined) {
+      id = this.id(destinationOf(table, slot, store).destination);
+      this.#ipv4.set(key, id);
+    }
+    return id;
+  }
+
+  /** Numbers again the names that `parts` hold when most names are held by none. */
+  compact(parts: Iterable<Part>): void {
+    let held = 0;
+    for (const part of parts) held += part.destinations.length;
+    if (this.names.length <= Math.max(65536, 4 * held)) return;
+    const old = this.names;
+    this.names = [];
+    this.#byName.clear();
+    this.#ipv4.clear();
+    this.#sums = new Float64Array(0);
+    for (const part of parts) {
+      const ids = part.destinations;
+      for (let i = 0; i < ids.length; i++) ids[i] = this.id(old[ids[i]]);
+    }
+  }
+
+  /**
+   * The `limit` destinations of `parts` with the most rows (ties: the first seen first), with
+   * their counts and failures.
+   */
+  top(parts: Part[], limit: number): { destination: string; count: number; failed: number }[] {
+    if (this.#sums.length < 3 * this.names.length) {
+      this.#sums = new Float64Array(3 * Math.max(1024, 2 * this.names.length));
+    }
+    const sums = this.#sums, seen: number[] = [];
+    for (const part of parts) {
+      const ids = part.destinations, c = part.destinationCounts;
+      for (let i = 0; i < ids.length; i++) {
+        const at = 3 * ids[i];
+        if (sums[at] === 0) {
+          seen.push(ids[i]);
+          sums[at + 2] = c[3 * i + 2];
+        } else if (c[3 * i + 2] < sums[at + 2]) sums[at + 2] = c[3 * i + 2];
+        sums[at] += c[3 * i];
+        sums[at + 1] += c[3 * i + 1];
       }
-      const family = families[s], type = types[s], protocol = protocols[s];
-      byProto.add(
-        type === 0
-          ? PROTO_UNKNOWN
-          : family === AF_UNIX
-          ? PROTO_UNIX
-          : family === AF_INET || family === AF_INET6
-          ? PROTO_IP + protocol
-          : protocol === 0
-          ? PROTO_UNKNOWN
-          : PROTO_OTHER + protocol,
-        n,
-      );
-      byComm.add(comms[s], n);
-      dests.add(s, bad, n);
-      const l = latency[s];
-      latencies[n++] = l;
-      if (l > max) max = l;
+    }
+    // the best `limit` by insertion: no sort of every destination
+    const better = (a: number, b: number) =>
+      sums[3 * a] > sums[3 * b] ||
+      (sums[3 * a] === sums[3 * b] && sums[3 * a + 2] < sums[3 * b + 2]);
+    const best: number[] = [];
+    for (const id of seen) {
+      if (best.length === limit && !better(id, best[limit - 1])) continue;
+      let j = Math.min(best.length, limit - 1);
+      for (; j > 0 && better(id, best[j - 1]); j--) best[j] = best[j - 1];
+      best[j] = id;
+    }
+    const out = best.map((id) => ({
+      destination: this.names[id],
+      count: sums[3 * id],
+      failed: sums[3 * id + 1],
+    }));
+    for (const id of seen) sums[3 * id] = sums[3 * id + 1] = sums[3 * id + 2] = 0;
+    return out;
+  }
+}
+
+/**
+ * What a run of rows adds up to. `results` (by `ret`), `protocols` (by protocol code) and
+ * `commands` (by command id) are `[key, count, first]` triples, `destinations` ids (of a
+ * {@linkcode DestinationNames}) with `[count, failed, first]` triples in `destinationCounts`;
+ * `first` is the sequence number of the
+ * first row with that key (row `i` is the `appended - length + i`-th ever appended), so merged
+ * parts still order ties by first appearance. Latencies are sorted in a cached block's part.
+ */
+export interface Part {
+  n: number;
+  ok: number;
+  inProgress: number;
+  max: number;
+  results: Float64Array;
+  protocols: Float64Array;
+  commands: Float64Array;
+  destinations: Int32Array;
+  destinationCounts: Float64Array;
+  latencies: Float64Array;
+}
+
+/** The scratch counters of one table's scans, reused from scan to scan. */
+class Scanner {
+  readonly table: EventTable<Columns>;
+  readonly cols: EventTable<Columns>["cols"];
+  readonly store: Store;
+  #errno = new CodeCounts(ERRNO_CODES); // 0: ret 0; n: -n
+  #proto = new CodeCounts(PROTO_OTHER + 65536);
+  #comm: CodeCounts;
+  #dests: DestinationCounts;
+
+  constructor(table: EventTable<Columns>, store: Store) {
+    this.table = table;
+    this.cols = table.cols;
+    this.store = store;
+    this.#comm = new CodeCounts(Math.max(256, 2 * store.strings.size));
+    const c = table.cols, addr = c.addr as Uint8Array;
+    this.#dests = new DestinationCounts(
+      c.family as Uint8Array,
+      c.port as Uint16Array,
+      new Uint32Array(addr.buffer, addr.byteOffset, addr.length / 4),
+      c.unix_path as Uint32Array,
+    );
+  }
+
+  /** Whether it can still scan `table` of `store` (the columns and the command ids fit). */
+  fits(table: EventTable<Columns>, store: Store): boolean {
+    return table === this.table && table.cols === this.cols && store === this.store &&
+      store.strings.size <= this.#comm.count.length;
+  }
+
+  /**
+   * The part of the rows `[lo, hi)` of each of `rows` with this pid and command id (-1: any),
+   * its destinations numbered by `names`.
+   */
+  scan(
+    rows: [number, number][],
+    filter: { pid: number; comm: number; names: DestinationNames },
+  ): Part {
+    const { pid, comm, names } = filter;
+    const table = this.table, c = this.cols;
+    const pids = c.pid as Uint32Array, comms = c.comm as Uint32Array, rets = c.ret as Int32Array;
+    const families = c.family as Uint8Array, types = c.sock_type as Uint8Array;
+    const protocols = c.protocol as Uint16Array, latency = c.latency as Float64Array;
+    const byErrno = this.#errno, byProto = this.#proto, byComm = this.#comm, dests = this.#dests;
+    const oddResults = new Map<number, { n: number; first: number }>(); // ret > 0 or < -4095
+    const latencies = new Float64Array(
+      rows.reduce((sum, [lo, hi]) => sum + Math.max(0, hi - lo), 0),
+    );
+    const oldest = table.appended - table.length;
+    let n = 0, ok = 0, inProgress = 0, max = -Infinity;
+    for (const [lo, hi] of rows) {
+      let seq = oldest + lo; // the sequence number of the range's first row
+      for (const [from, to] of slotRanges(table as unknown as EventTable, lo, hi)) {
+        const base = seq - from; // row at slot s: sequence number base + s
+        seq += to - from;
+        for (let s = from; s < to; s++) {
+          if ((pid >= 0 && pids[s] !== pid) || (comm >= 0 && comms[s] !== comm)) continue;
+          const order = base + s;
+          const ret = rets[s];
+          let bad = true;
+          if (ret === 0) ok++, bad = false;
+          else if (ret === EINPROGRESS) inProgress++, bad = false;
+          if (ret <= 0 && ret > -ERRNO_CODES) byErrno.add(ret === 0 ? 0 : -ret, order); // not -0: a double index is a slow path
+          else {
+            const e = oddResults.get(ret);
+            if (e) e.n++;
+            else oddResults.set(ret, { n: 1, first: order });
+          }
+          const family = families[s], type = types[s], protocol = protocols[s];
+          byProto.add(
+            type === 0
+              ? PROTO_UNKNOWN
+              : family === AF_UNIX
+              ? PROTO_UNIX
+              : family === AF_INET || family === AF_INET6
+              ? PROTO_IP + protocol
+              : protocol === 0
+              ? PROTO_UNKNOWN
+              : PROTO_OTHER + protocol,
+            order,
+          );
+          byComm.add(comms[s], order);
+          dests.add(s, bad, order);
+          const l = latency[s];
+          latencies[n++] = l;
+          if (l > max) max = l;
+        }
+      }
+    }
+    const errnos = byErrno.take((e) => e === 0 ? 0 : -e);
+    const results = new Float64Array(errnos.length + 3 * oddResults.size);
+    results.set(errnos);
+    let r = errnos.length;
+    for (const [ret, e] of oddResults) {
+      results[r++] = ret, results[r++] = e.n, results[r++] = e.first;
+    }
+    const store = this.store, addr = dests.addr;
+    const { ids, counts } = dests.take((slot) => names.ofSlot(table, slot, store, addr));
+    return {
+      n,
+      ok,
+      inProgress,
+      max,
+      results,
+      protocols: byProto.take(),
+      commands: byComm.take(),
+      destinations: ids,
+      destinationCounts: counts,
+      latencies: n === latencies.length ? latencies : latencies.slice(0, n),
+    };
+  }
+}
+
+function protoName(code: number): string {
+  return code === PROTO_UNKNOWN
+    ? "unknown"
+    : code === PROTO_UNIX
+    ? "UNIX"
+    : code < PROTO_OTHER
+    ? protocolName(AF_INET, code - PROTO_IP, 1)!
+    : protocolName(0, code - PROTO_OTHER, 1)!;
+}
+
+/** Counts by name of `[key, count, first]` triples, largest first, ties in order of appearance. */
+function byName(
+  parts: Part[],
+  field: "results" | "protocols" | "commands",
+  name: (key: number) => string,
+): Record<string, number> {
+  const merged = new Map<string, { n: number; first: number }>();
+  for (const part of parts) {
+    const t = part[field];
+    for (let i = 0; i < t.length; i += 3) {
+      const key = name(t[i]);
+      const e = merged.get(key);
+      if (!e) merged.set(key, { n: t[i + 1], first: t[i + 2] });
+      else {
+        e.n += t[i + 1];
+        e.first = Math.min(e.first, t[i + 2]);
+      }
     }
   }
-  const results = new Map<string, { n: number; first: number }>();
-  for (const [ret, e] of oddResults) {
-    const key = resultName(ret);
-    const known = results.get(key);
-    if (!known) results.set(key, { ...e });
-    else known.n += e.n, known.first = Math.min(known.first, e.first);
+  return Object.fromEntries(
+    [...merged].sort((a, b) => b[1].n - a[1].n || a[1].first - b[1].first).map((
+      [k, v],
+    ) => [k, v.n]),
+  );
+}
+
+/**
+ * The summary of `parts` (in any order; their destinations numbered by `names`) whose latencies
+ * have the quantiles `p50, p90, p99`.
+ */
+function combine(
+  parts: Part[],
+  [p50, p90, p99]: (number | null)[],
+  { store, names }: { store: Store; names: DestinationNames },
+) {
+  let n = 0, ok = 0, inProgress = 0, max = -Infinity;
+  for (const part of parts) {
+    n += part.n, ok += part.ok, inProgress += part.inProgress, max = Math.max(max, part.max);
   }
-  const protoName = (code: number) =>
-    code === PROTO_UNKNOWN
-      ? "unknown"
-      : code === PROTO_UNIX
-      ? "UNIX"
-      : code < PROTO_OTHER
-      ? protocolName(AF_INET, code - PROTO_IP, 1)!
-      : protocolName(0, code - PROTO_OTHER, 1)!;
-  const topDestinations = new Map<string, { count: number; failed: number; first: number }>();
-  for (let i = 0; i < dests.rep.length; i++) {
-    if (dests.rep[i] < 0) continue;
-    const name = destinationOf(table, dests.rep[i], store).destination;
-    const e = topDestinations.get(name);
-    if (!e) {
-      topDestinations.set(name, {
-        count: dests.count[i],
-        failed: dests.failed[i],
-        first: dests.first[i],
-      });
-    } else {
-      e.count += dests.count[i];
-      e.failed += dests.failed[i];
-      e.first = Math.min(e.first, dests.first[i]);
-    }
-  }
-  const [p50, p90, p99] = quantilesOf(latencies, n, [0.5, 0.9, 0.99]);
-  const counts = (list: [string, { n: number }][]) =>
-    Object.fromEntries(list.map(([k, v]) => [k, v.n]));
   return {
     total_attempts: n,
     successful: ok,
     in_progress: inProgress,
     failed: n - ok - inProgress,
-    by_result: counts(byErrno.named((e) => resultName(-e), results)),
-    by_protocol: counts(byProto.named(protoName)),
-    by_command: counts(byComm.named((id) => store.strings.get(id))),
-    top_destinations: [...topDestinations]
-      .sort((a, b) => b[1].count - a[1].count || a[1].first - b[1].first)
-      .slice(0, 20)
-      .map(([destination, v]) => ({ destination, count: v.count, failed: v.failed })),
+    by_result: byName(parts, "results", resultName),
+    by_protocol: byName(parts, "protocols", protoName),
+    by_command: byName(parts, "commands", (id) => store.strings.get(id)),
+    top_destinations: names.top(parts, 20),
     latency_ns: { p50, p90, p99, max: n ? max : null },
   };
+}
+
+const QUANTILES = [0.5, 0.9, 0.99];
+
+/** The destination names of the parts of each block cache. */
+const namesOf = new WeakMap<BlockCache<Part>, DestinationNames>();
+
+/** The scanner and block cache of each table. */
+const perTable = new WeakMap<
+  EventTable<Columns>,
+  { scanner: Scanner; cache: BlockCache<Part> }
+>();
+
+/** How {@linkcode summarizeWith} works. */
+export interface SummaryOptions {
+  /** The store of the table (command names, unix paths). */
+  store: Store;
+  /**
+   * The per-block aggregates to use: by default the table's own (16384-row blocks); `null`
+   * scans every row of the window instead (what a pid or command filter does anyway).
+   */
+  cache?: BlockCache<Part> | null;
+}
+
+/**
+ * The connection summary of the rows of `table` inside `query`'s window, with its pid and
+ * command filters; see the module documentation for how.
+ *
+ * @example
+ * ```ts
+ * const cache = new BlockCache<Part>(1024); // a test's own blocks
+ * summarizeWith(table, { since, until }, { store, cache });
+ * ```
+ */
+export function summarizeWith(
+  table: EventTable<Columns>,
+  query: SummaryQuery,
+  options: SummaryOptions,
+) {
+  const store = options.store;
+  let state = perTable.get(table);
+  if (!state || !state.scanner.fits(table, store)) {
+    state = { scanner: new Scanner(table, store), cache: state?.cache ?? new BlockCache() };
+    perTable.set(table, state);
+  }
+  let comm = -1;
+  if (query.command !== undefined) {
+    comm = store.strings.find(query.command);
+    if (comm < 0) {
+      return combine([], QUANTILES.map(() => null), { store, names: new DestinationNames() });
+    }
+  }
+  const pid = query.pid ?? -1;
+  const window = timeRange(table as unknown as EventTable, query);
+  const scanner = state.scanner;
+  const cache = options.cache === undefined ? state.cache : options.cache;
+  if (pid >= 0 || comm >= 0 || cache === null) {
+    // a scan of its own: its names do not stay
+    const names = new DestinationNames();
+    const part = scanner.scan([window], { pid, comm, names });
+    return combine([part], quantilesOf(part.latencies, part.n, QUANTILES), { store, names });
+  }
+  cache.sync(table as unknown as EventTable);
+  let names = namesOf.get(cache);
+  if (!names) namesOf.set(cache, names = new DestinationNames());
+  names.compact(cache.values());
+  const split = splitWindow(table.appended - table.length, window, cache);
+  const every = { pid: -1, comm: -1, names };
+  const ends = scanner.scan([split.head, split.tail], every);
+  const [first, end] = split.blocks;
+  if (first === end) {
+    return combine([ends], quantilesOf(ends.latencies, ends.n, QUANTILES), { store, names });
+  }
+  const parts = [ends];
+  for (let b = first; b < end; b++) {
+    parts.push(cache.get(b, (lo, hi) => {
+      const part = scanner.scan([[lo, hi]], every);
+      sortNonNegative(part.latencies);
+      return part;
+    }));
+  }
+  sortNonNegative(ends.latencies);
+  const latencies = parts.map((part) => part.latencies);
+  return combine(parts, quantilesOfSorted(latencies, QUANTILES), { store, names });
+}
+
+/** The connection summary of the rows of `table` inside `query` (the program's `summarize`). */
+export function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
+  return summarizeWith(table, query, { store });
 }
