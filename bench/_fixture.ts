@@ -36,7 +36,6 @@ const FIELDS = [
   "protocol",
   "addr",
   "comm",
-  "unix_path",
   "unix_path_len",
 ] as const;
 
@@ -46,7 +45,7 @@ export function openConnectionObject(): BpfObject {
   return new BpfObject(readAsset("bpf/connection.bpf.o"), "connection");
 }
 
-/** Offsets of struct connection_event, read from BTF independently of the decoder. */
+/** Offsets of struct connection_event (the IP record), read from BTF independently of the decoder. */
 export function layout(obj: BpfObject): Layout {
   const { at, size } = btfOffsets(obj, "connection_event", FIELDS);
   return { ...at, size };

@@ -21,7 +21,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_INFLIGHT);
 	__type(key, __u32);
-	__type(value, struct connection_event);
+	__type(value, struct connection_unix_event);
 } inflight SEC(".maps");
 
 /* Per-CPU scratch space: the event is too large for the BPF stack. */
@@ -29,15 +29,17 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct connection_event);
+	__type(value, struct connection_unix_event);
 } scratch SEC(".maps");
 
-/* Keeps struct connection_event in the object's BTF for the decoder. */
+/* Keeps both records in the object's BTF for the decoder. */
 const struct connection_event *unused_connection_event __attribute__((unused));
+const struct connection_unix_event *unused_connection_unix_event __attribute__((unused));
 
-static __always_inline void read_destination(struct connection_event *e,
+static __always_inline void read_destination(struct connection_unix_event *u,
 					     const void *uaddr, int addrlen)
 {
+	struct connection_event *e = &u->event;
 	__u16 family = 0;
 
 	if (!uaddr || addrlen < (int)sizeof(family))
@@ -64,7 +66,7 @@ static __always_inline void read_destination(struct connection_event *e,
 			     : [len] "+r"(len)
 			     : [max] "i"(UNIX_PATH_LEN));
 		e->unix_path_len = len;
-		bpf_probe_read_user(e->unix_path, len, (const char *)uaddr + sizeof(family));
+		bpf_probe_read_user(u->unix_path, len, (const char *)uaddr + sizeof(family));
 	}
 }
 
@@ -73,23 +75,25 @@ int connection_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, zero = 0;
+	struct connection_unix_event *u;
 	struct connection_event *e;
 	struct socket *sock;
 	__u64 ino = 0;
 
 	if ((pid_tgid >> 32) == self_tgid)
 		return 0;
-	e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
+	u = bpf_map_lookup_elem(&scratch, &zero);
+	if (!u)
 		return 0;
-	__builtin_memset(e, 0, sizeof(*e));
+	__builtin_memset(u, 0, sizeof(*u));
+	e = &u->event;
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->pid = pid_tgid >> 32;
 	e->tid = tid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	read_destination(e, (const void *)ctx->args[1], (int)ctx->args[2]);
+	read_destination(u, (const void *)ctx->args[1], (int)ctx->args[2]);
 	sock = socket_of_fd((int)ctx->args[0], &ino);
 	if (sock) {
 		struct sock *sk = BPF_CORE_READ(sock, sk);
@@ -101,7 +105,7 @@ int connection_enter(struct trace_event_raw_sys_enter *ctx)
 			remember_owner(sk, ino);
 		}
 	}
-	if (bpf_map_update_elem(&inflight, &tid, e, BPF_ANY))
+	if (bpf_map_update_elem(&inflight, &tid, u, BPF_ANY))
 		count_lost();
 	return 0;
 }
@@ -110,19 +114,29 @@ SEC("tracepoint/syscalls/sys_exit_connect")
 int connection_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct connection_event *start, *e;
+	struct connection_unix_event *start;
+	struct connection_event *e;
 
 	start = bpf_map_lookup_elem(&inflight, &tid);
 	if (!start)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	/* Two constant sizes: only AF_UNIX records carry the path. */
+	if (start->event.family == AF_UNIX) {
+		struct connection_unix_event *u = bpf_ringbuf_reserve(&events, sizeof(*u), 0);
+
+		if (u)
+			__builtin_memcpy(u, start, sizeof(*u));
+		e = u ? &u->event : NULL;
+	} else {
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (e)
+			__builtin_memcpy(e, &start->event, sizeof(*e));
+	}
+	bpf_map_delete_elem(&inflight, &tid);
 	if (!e) {
 		count_lost();
-		bpf_map_delete_elem(&inflight, &tid);
 		return 0;
 	}
-	__builtin_memcpy(e, start, sizeof(*e));
-	bpf_map_delete_elem(&inflight, &tid);
 	e->ret = (__s32)ctx->ret;
 	{
 		__u64 now = bpf_ktime_get_boot_ns();
@@ -130,7 +144,7 @@ int connection_exit(struct trace_event_raw_sys_exit *ctx)
 		e->latency_ns = now - e->ts_ns;
 		e->ts_ns = now;
 	}
-	bpf_ringbuf_submit(e, EVENTS_SUBMIT_FLAGS);
+	bpf_ringbuf_submit(e, events_submit_flags());
 	return 0;
 }
 

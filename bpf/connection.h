@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* The record bpf/connection.bpf.c emits for every completed connect(2).
+/* The records bpf/connection.bpf.c emits for every completed connect(2).
  * src/programs/connection/ decodes it with offsets read from this object's BTF. */
 #ifndef __CONNECTION_H
 #define __CONNECTION_H
@@ -22,8 +22,14 @@ struct connection_event {
 	__u16 protocol;      /* IPPROTO_TCP, IPPROTO_UDP, ... from the kernel's sock */
 	__u8 addr[16];       /* IPv4 (first 4 bytes) or IPv6 destination address */
 	char comm[TASK_COMM_LEN];
-	char unix_path[UNIX_PATH_LEN]; /* AF_UNIX: sun_path bytes (abstract names start with NUL) */
-	__u32 unix_path_len; /* how many bytes of unix_path the caller passed */
+	__u32 unix_path_len; /* AF_UNIX: bytes of sun_path the caller passed */
+};
+
+/* An AF_UNIX connect: the event, then the path (the record is twice as long, so the common
+ * IP record does not carry 108 unused bytes through the ring). */
+struct connection_unix_event {
+	struct connection_event event;
+	char unix_path[UNIX_PATH_LEN]; /* sun_path bytes (abstract names start with NUL) */
 };
 
 #endif /* __CONNECTION_H */

@@ -175,7 +175,7 @@ int packet_drop(struct trace_event_raw_kfree_skb *ctx)
 		e->owner_cgroup_id = owner->cgroup_id;
 		__builtin_memcpy(e->owner_comm, owner->comm, sizeof(e->owner_comm));
 	}
-	bpf_ringbuf_submit(e, EVENTS_SUBMIT_FLAGS);
+	bpf_ringbuf_submit(e, events_submit_flags());
 	return 0;
 }
 

@@ -272,7 +272,7 @@ int tcp_life_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 		}
 	}
 	bpf_map_delete_elem(&lives, &key);
-	bpf_ringbuf_submit(e, EVENTS_SUBMIT_FLAGS);
+	bpf_ringbuf_submit(e, events_submit_flags());
 	return 0;
 }
 

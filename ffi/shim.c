@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* See shim.h. Every call runs on the caller's thread and returns quickly;
- * Deno calls them synchronously. */
+/* See shim.h. Every call runs on the caller's thread and returns quickly, and Deno calls
+ * them synchronously; ebpf_waiter_wait alone blocks, on a thread of Deno's (nonblocking). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +37,12 @@ struct ebpf_ring {
 	uint64_t mask;
 	size_t producer_len;
 	long page;
+	int fd; /* the ring buffer map: what a waiter watches */
+};
+
+struct ebpf_waiter {
+	int epfd;
+	int kickfd; /* an eventfd: a write ends a wait at once */
 };
 
 /* The log of the current call: libbpf's messages, then our own. */
@@ -439,6 +447,7 @@ struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *o, const char *map)
 		return NULL;
 	}
 	r->data = (uint8_t *)r->producer + r->page;
+	r->fd = fd;
 	return r;
 }
 
@@ -487,6 +496,89 @@ void ebpf_ring_close(struct ebpf_ring *r)
 	munmap(r->producer, r->producer_len);
 	munmap(r->consumer, r->page);
 	free(r);
+}
+
+struct ebpf_waiter *ebpf_waiter_open(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct ebpf_waiter *w;
+
+	call_begin();
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		fail(-ENOMEM, "waiter", NULL);
+		return NULL;
+	}
+	w->kickfd = -1;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ev.data.fd = w->kickfd;
+	if (w->epfd < 0 || w->kickfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->kickfd, &ev)) {
+		fail(-errno, "waiter", NULL);
+		ebpf_waiter_close(w);
+		return NULL;
+	}
+	return w;
+}
+
+int32_t ebpf_waiter_watch(struct ebpf_waiter *w, struct ebpf_ring *r)
+{
+	/* Edge-triggered: a ring with data is not "ready" by itself (that would end every wait at
+	 * once); only the wake-up the BPF side forces past its threshold is. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = r->fd };
+
+	call_begin();
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, r->fd, &ev))
+		return fail(-errno, "watch ring", NULL);
+	return 0;
+}
+
+int32_t ebpf_waiter_unwatch(struct ebpf_waiter *w, struct ebpf_ring *r)
+{
+	call_begin();
+	if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, r->fd, NULL))
+		return fail(-errno, "unwatch ring", NULL);
+	return 0;
+}
+
+int32_t ebpf_waiter_wait(struct ebpf_waiter *w, int32_t timeout_ms)
+{
+	struct epoll_event evs[16];
+	uint64_t kicks;
+	int n, i, rings = 0;
+
+	n = epoll_wait(w->epfd, evs, 16, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (i = 0; i < n; i++) {
+		if (evs[i].data.fd == w->kickfd) {
+			if (read(w->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+				return -errno;
+		} else {
+			rings++;
+		}
+	}
+	return rings;
+}
+
+void ebpf_waiter_kick(struct ebpf_waiter *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->kickfd, &one, sizeof(one)) < 0) {
+		/* the counter is full: a wake-up is pending anyway */
+	}
+}
+
+void ebpf_waiter_close(struct ebpf_waiter *w)
+{
+	if (!w)
+		return;
+	if (w->epfd >= 0)
+		close(w->epfd);
+	if (w->kickfd >= 0)
+		close(w->kickfd);
+	free(w);
 }
 
 int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap)

@@ -58,6 +58,19 @@ int32_t ebpf_ring_drain(struct ebpf_ring *ring, uint8_t *buf, uint32_t cap);
 uint32_t ebpf_ring_pending(struct ebpf_ring *ring);
 void ebpf_ring_close(struct ebpf_ring *ring);
 
+/* Waiting for rings: an epoll set of rings that wakes when a BPF program forces a wake-up (its
+ * ring passed the object's `wake_bytes`), when kicked, or after a timeout. The wait is the one
+ * call made off Deno's thread (nonblocking); the others are quick. */
+struct ebpf_waiter;
+struct ebpf_waiter *ebpf_waiter_open(void);
+int32_t ebpf_waiter_watch(struct ebpf_waiter *waiter, struct ebpf_ring *ring);
+int32_t ebpf_waiter_unwatch(struct ebpf_waiter *waiter, struct ebpf_ring *ring);
+/* Blocks up to timeout_ms; returns how many rings woke it (0: timeout or kick), or -errno. */
+int32_t ebpf_waiter_wait(struct ebpf_waiter *waiter, int32_t timeout_ms);
+/* Ends the current (or next) wait at once; safe from any thread. */
+void ebpf_waiter_kick(struct ebpf_waiter *waiter);
+void ebpf_waiter_close(struct ebpf_waiter *waiter);
+
 /* The running kernel's enum `name` from its BTF, as "NAME=value\n" lines into buf.
  * Returns the full length needed, or a negative errno. */
 int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap);

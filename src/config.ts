@@ -26,7 +26,7 @@ export const DEFAULTS = {
   addr: ":8080",
   storeCapacity: 1_000_000,
   ringSize: 16 * 1024 * 1024,
-  drainIntervalMs: 50,
+  drainIntervalMs: 1000,
   metricsTopCommands: 20,
   logLevel: "info" as LogLevel,
 };
@@ -43,8 +43,10 @@ Flags:
   --ring-size BYTES       size of each program's kernel ring buffer, a power of two of at
                           least 4096 (default ${DEFAULTS.ringSize}); events that find it full
                           are counted as lost
-  --drain-interval MS     how often the rings are drained, 1-1000 ms (default ${DEFAULTS.drainIntervalMs});
-                          10 ms after a drain that found a ring more than a quarter full
+  --drain-interval MS     the longest an event waits in a ring before it is moved to the
+                          store, 1-10000 ms (default ${DEFAULTS.drainIntervalMs}); a ring a quarter
+                          full is drained at once, queries drain first, and live streams
+                          get events within 50 ms
   --programs LIST         comma-separated programs to start (default: all); the others can be
                           started later with POST /api/programs/NAME/start
   --metrics-top-commands N
@@ -151,7 +153,7 @@ export function parseConfig(
   }
   const drainIntervalMs = values["drain-interval"] === undefined
     ? DEFAULTS.drainIntervalMs
-    : parseInteger("--drain-interval", values["drain-interval"], 1, 1000);
+    : parseInteger("--drain-interval", values["drain-interval"], 1, 10_000);
 
   const metricsTopCommands = values["metrics-top-commands"] === undefined
     ? DEFAULTS.metricsTopCommands

@@ -74,7 +74,7 @@ Deno.test("parseConfig rejects bad values, naming the flag", () => {
   assertRejects(["--ring-size", "5000"], {}, "--ring-size");
   assertRejects(["--ring-size", "1024"], {}, "--ring-size");
   assertRejects(["--drain-interval", "0"], {}, "--drain-interval");
-  assertRejects(["--drain-interval", "1001"], {}, "--drain-interval");
+  assertRejects(["--drain-interval", "10001"], {}, "--drain-interval");
   assertRejects(["--frobnicate"], {}, "--frobnicate");
   assertRejects(["--log-level", "loud"], {}, "--log-level");
   assertRejects([], { LOG_LEVEL: "loud" }, "LOG_LEVEL");

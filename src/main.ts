@@ -96,7 +96,7 @@ export async function main(
     }
   }
   if (wanted.length > 0 && errors.length === wanted.length) {
-    manager.close();
+    await manager.close();
     await server.shutdown();
     return fail(`no BPF program could be loaded (${errors.join("; ")})`, 1);
   }
@@ -107,7 +107,7 @@ export async function main(
     if (stopping) return;
     stopping = true;
     log.info("stopping", { signal });
-    manager.close();
+    await manager.close();
     await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 500))]);
     Deno.exit(0);
   };

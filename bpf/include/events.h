@@ -31,7 +31,16 @@ static __always_inline void count_lost(void)
 		*n += 1;
 }
 
-/* User space drains the ring on a timer, so no wakeup is needed per event. */
-#define EVENTS_SUBMIT_FLAGS BPF_RB_NO_WAKEUP
+/* Bytes in the ring past which a submit wakes user space (set before load; 0: never). */
+const volatile __u32 wake_bytes = 0;
+
+/* User space sleeps until the ring holds wake_bytes (or its own timeout), so an event wakes it
+ * only then, never one by one: below the threshold no wake-up is sent. */
+static __always_inline __u64 events_submit_flags(void)
+{
+	if (wake_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wake_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
 
 #endif /* __EBPF_SERVER_EVENTS_H */

@@ -228,6 +228,11 @@ export class RingBuffer {
     return shim().ebpf_ring_drain(this.#handle, buf, buf.length);
   }
 
+  /** The native handle, for a {@linkcode RingWaiter}; null once closed. */
+  get handle(): Deno.PointerObject | null {
+    return this.#handle;
+  }
+
   /** Bytes in the ring not yet drained. */
   pending(): number {
     return this.#handle ? shim().ebpf_ring_pending(this.#handle) : 0;
@@ -241,6 +246,61 @@ export class RingBuffer {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/**
+ * Waits, off Deno's thread, until a watched ring asks to be drained (its BPF program forces a
+ * wake-up once the ring holds `wake_bytes`), {@linkcode RingWaiter.kick} is called, or a
+ * timeout passes. Close it only when no wait is pending: {@linkcode RingWaiter.close} does that.
+ */
+export class RingWaiter {
+  #handle: Deno.PointerObject | null;
+  #pending: Promise<number> | null = null;
+
+  constructor() {
+    const handle = shim().ebpf_waiter_open();
+    if (!handle) throw new ShimError("cannot create a ring waiter", -1, lastError());
+    this.#handle = handle;
+  }
+
+  watch(ring: RingBuffer): void {
+    if (!this.#handle || !ring.handle) return;
+    unwrap(shim().ebpf_waiter_watch(this.#handle, ring.handle), "cannot watch a ring");
+  }
+
+  unwatch(ring: RingBuffer): void {
+    if (!this.#handle || !ring.handle) return;
+    unwrap(shim().ebpf_waiter_unwatch(this.#handle, ring.handle), "cannot unwatch a ring");
+  }
+
+  /** Resolves with how many rings woke it (0: timeout or kick). One wait at a time. */
+  wait(timeoutMs: number): Promise<number> {
+    if (!this.#handle) return Promise.resolve(0);
+    if (this.#pending) throw new Error("RingWaiter.wait: a wait is already pending");
+    const pending = shim().ebpf_waiter_wait(this.#handle, Math.trunc(timeoutMs));
+    this.#pending = pending;
+    return pending.finally(() => this.#pending = null).then((n) =>
+      unwrap(n, "cannot wait for rings")
+    );
+  }
+
+  /** Ends the pending wait (or the next one) at once. */
+  kick(): void {
+    if (this.#handle) shim().ebpf_waiter_kick(this.#handle);
+  }
+
+  /** Ends any pending wait, waits for it to return, then frees the waiter. */
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    if (!handle) return;
+    this.#handle = null;
+    const pending = this.#pending;
+    if (pending) {
+      shim().ebpf_waiter_kick(handle);
+      await pending.catch(() => {});
+    }
+    shim().ebpf_waiter_close(handle);
   }
 }
 

@@ -46,6 +46,18 @@ export const symbols = {
   ebpf_ring_pending: { parameters: ["pointer"], result: "u32" },
   /** void ebpf_ring_close(struct ebpf_ring *) */
   ebpf_ring_close: { parameters: ["pointer"], result: "void" },
+  /** struct ebpf_waiter *ebpf_waiter_open(void) */
+  ebpf_waiter_open: { parameters: [], result: "pointer" },
+  /** int32_t ebpf_waiter_watch(struct ebpf_waiter *, struct ebpf_ring *) */
+  ebpf_waiter_watch: { parameters: ["pointer", "pointer"], result: "i32" },
+  /** int32_t ebpf_waiter_unwatch(struct ebpf_waiter *, struct ebpf_ring *) */
+  ebpf_waiter_unwatch: { parameters: ["pointer", "pointer"], result: "i32" },
+  /** int32_t ebpf_waiter_wait(struct ebpf_waiter *, int32_t timeout_ms): blocks, so off-thread */
+  ebpf_waiter_wait: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  /** void ebpf_waiter_kick(struct ebpf_waiter *) */
+  ebpf_waiter_kick: { parameters: ["pointer"], result: "void" },
+  /** void ebpf_waiter_close(struct ebpf_waiter *) */
+  ebpf_waiter_close: { parameters: ["pointer"], result: "void" },
   /** int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap) */
   ebpf_kernel_enum: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
   /** int32_t ebpf_tracefs_ensure(void) */

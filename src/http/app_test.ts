@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { readAsset } from "../assets.ts";
-import { BpfObject } from "../ffi/shim.ts";
+import { encode, openObject } from "../programs/connection/_testing.ts";
 import { connection } from "../programs/connection/mod.ts";
 import { ProgramManager } from "../programs/manager.ts";
 import { programs } from "../programs/mod.ts";
@@ -105,35 +104,29 @@ const CONNECTS: Connect[] = [
 
 /** Puts CONNECTS into `store` through the real decoder, with synthetic records. */
 function fill(store: Store): void {
-  using obj = new BpfObject(readAsset("bpf/connection.bpf.o"), "connection");
-  const member = (name: string) => obj.member("connection_event", name).offset;
-  const size = obj.structSize("connection_event");
+  using obj = openObject();
   const table = store.table("connection", connection.columns);
   const clock: Clock = { wallMs: (lo, hi) => RECENT + (hi * 2 ** 32 + lo) / 1e6 };
   const decode = connection.decoder({ obj, store, table, clock });
   const encoder = new TextEncoder();
   for (const e of CONNECTS) {
-    const bytes = new Uint8Array(size + 16);
-    const view = new DataView(bytes.buffer);
-    const r = 8;
-    const tsNs = BigInt(e.at) * 1_000_000n + 10n ** 12n; // keep boot time positive
-    view.setBigUint64(r + member("ts_ns"), tsNs, true);
-    view.setBigUint64(r + member("latency_ns"), 1000n * BigInt(e.pid), true);
-    view.setBigUint64(r + member("cgroup_id"), 77n, true);
-    view.setUint32(r + member("pid"), e.pid, true);
-    view.setUint32(r + member("tid"), e.pid, true);
-    view.setUint32(r + member("uid"), 0, true);
-    view.setInt32(r + member("ret"), e.ret, true);
-    view.setUint16(r + member("family"), e.family, true);
-    view.setUint16(r + member("port"), e.port ?? 0, true);
-    view.setUint16(r + member("sock_type"), e.sockType, true);
-    view.setUint16(r + member("protocol"), e.protocol, true);
-    bytes.set(e.addr ?? [], r + member("addr"));
-    bytes.set(encoder.encode(e.comm), r + member("comm"));
-    const path = encoder.encode(e.unixPath ?? "");
-    bytes.set(path, r + member("unix_path"));
-    view.setUint32(r + member("unix_path_len"), e.unixPath ? path.length + 1 : 0, true);
-    decode(view, bytes, r, size);
+    const { view, bytes, offset, size } = encode(obj, {
+      tsNs: BigInt(e.at) * 1_000_000n + 10n ** 12n, // keep boot time positive
+      latencyNs: 1000n * BigInt(e.pid),
+      cgroupId: 77n,
+      pid: e.pid,
+      tid: e.pid,
+      uid: 0,
+      ret: e.ret,
+      family: e.family,
+      port: e.port ?? 0,
+      sockType: e.sockType,
+      protocol: e.protocol,
+      addr: e.addr,
+      comm: e.comm,
+      unixPath: e.unixPath === undefined ? undefined : [...encoder.encode(e.unixPath), 0],
+    });
+    decode(view, bytes, offset, size);
   }
 }
 

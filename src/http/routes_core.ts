@@ -55,6 +55,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
       },
     }),
     (c) => {
+      manager.drain(); // counts as of now, not as of the last drain
       const list = manager.statuses();
       return c.json({
         status: list.every((p) => p.state === "running") ? "ok" as const : "degraded" as const,
@@ -79,7 +80,10 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
         },
       },
     }),
-    (c) => c.json({ programs: manager.statuses() }, 200),
+    (c) => {
+      manager.drain();
+      return c.json({ programs: manager.statuses() }, 200);
+    },
   );
 
   for (const action of ["start", "stop"] as const) {

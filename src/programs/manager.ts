@@ -12,6 +12,7 @@ import {
   closeFd,
   ensureTracefs,
   type RingBuffer,
+  RingWaiter,
 } from "../ffi/shim.ts";
 import { isLogEnabled, log } from "../log.ts";
 import type { EventTable, Store } from "../store/mod.ts";
@@ -43,7 +44,10 @@ export interface ProgramStatus {
 export interface ManagerOptions {
   /** Bytes of each program's BPF ring buffer (a power of two, at least a page). */
   ringSize: number;
-  /** How often the rings are drained, in ms. */
+  /**
+   * The longest an event waits in a ring before it is drained, in ms. A ring that fills to a
+   * quarter of its size is drained at once, and queries drain before they read.
+   */
   drainIntervalMs: number;
   /** The pid whose events are not recorded (the server's own). */
   selfPid: number;
@@ -78,12 +82,12 @@ interface Slot {
 }
 
 const DRAIN_BUFFER_BYTES = 1 << 20;
-/** Rounds of draining per tick per ring before other work gets a turn. */
+/** Rounds of draining per ring per drain before other work gets a turn. */
 const MAX_ROUNDS = 64;
-/** A drain that finds more than this share of a ring in use brings the next one forward... */
-const BUSY_RING_SHARE = 1 / 4;
-/** ...to this many ms from now. */
-const BUSY_INTERVAL_MS = 10;
+/** A ring wakes the server once this share of it holds events (`wake_bytes` of the BPF side). */
+const WAKE_RING_SHARE = 1 / 4;
+/** While a live stream is open, the rings are drained at least this often (ms). */
+const STREAM_INTERVAL_MS = 50;
 
 /** Inode number of this process's network namespace, or 0. */
 function ownNetns(): number {
@@ -119,9 +123,9 @@ export class ProgramManager {
   readonly #clock = new BootClock();
   readonly #buf = new Uint8Array(DRAIN_BUFFER_BYTES);
   readonly #view = new DataView(this.#buf.buffer);
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** The most bytes one ring gave in the current drain. */
-  #busiestRingBytes = 0;
+  /** Set while the drain loop runs. */
+  #waiter: RingWaiter | null = null;
+  #loop: Promise<void> | null = null;
   /** The server's HTTP port, known once it listens. */
   set selfPort(port: number) {
     this.#options.selfPort = port;
@@ -166,22 +170,33 @@ export class ProgramManager {
   }
 
   /**
-   * Starts the drain timer: every `drainIntervalMs`, and after {@linkcode BUSY_INTERVAL_MS} when
-   * the last drain found a ring more than a quarter full (a burst gets drained before it fills
-   * the ring, and an idle server wakes 20 times a second, not 100: each wake-up of a Deno timer
-   * costs about 125 µs of CPU on a small VM, bench/RESULTS.md).
+   * Starts the drain loop. It sleeps (off Deno's thread, in the shim) until a ring holds a
+   * quarter of its size (the BPF side then forces a wake-up), until `drainIntervalMs` passed,
+   * or, while a live stream is open, until {@linkcode STREAM_INTERVAL_MS} passed; then drains.
+   * An idle server wakes once per interval; a busy one once per quarter ring, not per event
+   * (each wake-up of Deno's event loop costs about 100-200 µs of CPU here, bench/RESULTS.md).
    */
   startDraining(): void {
-    if (this.#timer !== undefined) return;
+    if (this.#waiter) return;
+    const waiter = new RingWaiter();
+    this.#waiter = waiter;
+    for (const slot of this.#slots.values()) if (slot.running) waiter.watch(slot.running.ring);
     const interval = this.#options.drainIntervalMs;
-    const busyBytes = this.#options.ringSize * BUSY_RING_SHARE;
-    const tick = () => {
-      this.#busiestRingBytes = 0;
-      this.drain();
-      const busy = this.#busiestRingBytes > busyBytes;
-      this.#timer = setTimeout(tick, busy ? Math.min(BUSY_INTERVAL_MS, interval) : interval);
-    };
-    this.#timer = setTimeout(tick, interval);
+    this.#loop = (async () => {
+      while (this.#waiter === waiter) {
+        const timeout = this.#drainListeners.size
+          ? Math.min(STREAM_INTERVAL_MS, interval)
+          : interval;
+        try {
+          await waiter.wait(timeout);
+        } catch (err) {
+          log.warn("cannot wait for the rings", { error: String(err) });
+          await new Promise((resolve) => setTimeout(resolve, timeout));
+        }
+        if (this.#waiter !== waiter) break;
+        this.drain();
+      }
+    })();
   }
 
   /**
@@ -198,6 +213,7 @@ export class ProgramManager {
       obj = new BpfObject(readAsset(`bpf/${name}.bpf.o`), name);
       obj.setMapSize("events", this.#options.ringSize);
       obj.setConstU32("self_tgid", this.#options.selfPid);
+      obj.setConstU32("wake_bytes", Math.floor(this.#options.ringSize * WAKE_RING_SHARE));
       slot.program.configure?.(obj, {
         pid: this.#options.selfPid,
         port: this.#options.selfPort ?? 0,
@@ -212,6 +228,7 @@ export class ProgramManager {
       const sample = slot.program.sampler?.(ctx);
       ring = obj.ring("events");
       obj.attach();
+      this.#waiter?.watch(ring);
       slot.running = { obj, ring, decode, sample, lostSampled: 0 };
       slot.state = "running";
       slot.error = null;
@@ -239,6 +256,7 @@ export class ProgramManager {
       this.#drainSlot(slot);
       this.#sampleSlot(slot, Date.now());
       slot.lostBefore += this.#lostNow(slot);
+      this.#waiter?.unwatch(running.ring);
       running.ring.close();
       running.obj.close();
       slot.running = null;
@@ -248,10 +266,14 @@ export class ProgramManager {
     return this.#status(slot);
   }
 
-  /** Stops every program and the timer. */
-  close(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+  /** Stops the drain loop (waiting for it to end) and every program. */
+  async close(): Promise<void> {
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    if (waiter) {
+      await waiter.close();
+      await this.#loop;
+    }
     for (const name of this.#slots.keys()) this.stop(name);
     for (const fd of this.#sharedFds.values()) closeFd(fd);
     this.#sharedFds.clear();
@@ -306,6 +328,7 @@ export class ProgramManager {
   /** Calls `listener` after every drain (live streams follow the store this way). */
   onDrain(listener: () => void): () => void {
     this.#drainListeners.add(listener);
+    this.#waiter?.kick(); // the next wait uses the live-stream interval
     return () => this.#drainListeners.delete(listener);
   }
 
@@ -326,11 +349,10 @@ export class ProgramManager {
     const { ring, decode } = slot.running!;
     const buf = this.#buf, view = this.#view;
     const debug = isLogEnabled("debug");
-    let events = 0, bytes = 0;
+    let events = 0;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const used = ring.drain(buf);
       if (used <= 0) break;
-      bytes += used;
       for (let off = 0; off < used;) {
         const size = view.getUint32(off, true);
         try {
@@ -353,7 +375,6 @@ export class ProgramManager {
       if (used < buf.length / 2) break;
     }
     decode.flush?.();
-    if (bytes > this.#busiestRingBytes) this.#busiestRingBytes = bytes;
     slot.events += events;
     return events;
   }

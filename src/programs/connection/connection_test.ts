@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { readAsset } from "../../assets.ts";
-import { BpfObject } from "../../ffi/shim.ts";
+import type { BpfObject } from "../../ffi/shim.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
-import { BOOT_WALL_MS, btfOffsets, clock, recordArea, withSummaryBase } from "../_testing.ts";
+import { BOOT_WALL_MS, clock, withSummaryBase } from "../_testing.ts";
+import { encode, openObject, type RawRecord } from "./_testing.ts";
 import { connection } from "./mod.ts";
 
 const AF_UNIX = 1;
@@ -14,80 +14,7 @@ const SOCK_DGRAM = 2;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 
-/** What the kernel side writes into one record. */
-interface RawRecord {
-  tsNs: bigint;
-  latencyNs: bigint;
-  cgroupId: bigint;
-  pid: number;
-  tid: number;
-  uid: number;
-  ret: number;
-  family: number;
-  port: number;
-  sockType: number;
-  protocol: number;
-  addr?: number[];
-  comm: string;
-  unixPath?: number[];
-}
-
 const encoder = new TextEncoder();
-
-function openObject(): BpfObject {
-  return new BpfObject(readAsset("bpf/connection.bpf.o"), "connection");
-}
-
-/** The struct's offsets, read from BTF independently of the decoder. */
-function offsets(obj: BpfObject) {
-  const names = [
-    "ts_ns",
-    "latency_ns",
-    "cgroup_id",
-    "pid",
-    "tid",
-    "uid",
-    "ret",
-    "family",
-    "port",
-    "sock_type",
-    "protocol",
-    "addr",
-    "comm",
-    "unix_path",
-    "unix_path_len",
-  ];
-  return btfOffsets(obj, "connection_event", names);
-}
-
-/**
- * A record at a non-zero offset of a buffer that itself starts inside a larger ArrayBuffer, with
- * junk everywhere the record does not write (as a drained ring buffer would have).
- */
-function encode(obj: BpfObject, rec: RawRecord) {
-  const { at, size } = offsets(obj);
-  const { bytes, view, r } = recordArea(size);
-  view.setBigUint64(r + at.ts_ns, rec.tsNs, true);
-  view.setBigUint64(r + at.latency_ns, rec.latencyNs, true);
-  view.setBigUint64(r + at.cgroup_id, rec.cgroupId, true);
-  view.setUint32(r + at.pid, rec.pid, true);
-  view.setUint32(r + at.tid, rec.tid, true);
-  view.setUint32(r + at.uid, rec.uid, true);
-  view.setInt32(r + at.ret, rec.ret, true);
-  view.setUint16(r + at.family, rec.family, true);
-  view.setUint16(r + at.port, rec.port, true);
-  view.setUint16(r + at.sock_type, rec.sockType, true);
-  view.setUint16(r + at.protocol, rec.protocol, true);
-  bytes.fill(0, r + at.addr, r + at.addr + 16);
-  bytes.set(rec.addr ?? [], r + at.addr);
-  const comm = encoder.encode(rec.comm);
-  bytes.set(comm, r + at.comm);
-  bytes[r + at.comm + comm.length] = 0; // the rest of comm stays junk after the NUL
-  bytes.fill(0, r + at.unix_path, r + at.unix_path + 108);
-  bytes.set(rec.unixPath ?? [], r + at.unix_path);
-  view.setUint32(r + at.unix_path_len, rec.unixPath?.length ?? 0, true);
-  return { view, bytes, offset: r, size };
-}
 
 /** Decodes `rec` into the store and returns the JSON of the stored row. */
 function decodeOne(

@@ -57,7 +57,6 @@ const FIELDS = {
   protocol: 2,
   addr: 16,
   comm: 16,
-  unix_path: 108,
   unix_path_len: 4,
 } as const;
 
@@ -89,10 +88,13 @@ function unpackKey(key: number) {
 
 function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
   const at = structLayout(obj, "connection_event", FIELDS);
+  // AF_UNIX connects come as the longer struct connection_unix_event: the event, then the path
+  const unix = structLayout(obj, "connection_unix_event", { event: at.$size, unix_path: 108 });
   const strings = store.strings;
   const tally = store.tally("connection");
   // Offsets as closure constants: one load each, no property lookup per event.
   const SIZE = at.$size,
+    UNIX_SIZE = unix.$size,
     TS = at.ts_ns,
     LAT = at.latency_ns,
     CG = at.cgroup_id,
@@ -107,50 +109,56 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
     PROTO = at.protocol,
     ADDR = at.addr,
     COMM = at.comm,
-    PATH = at.unix_path,
+    PATH = unix.unix_path,
     PATH_LEN = at.unix_path_len;
+  // The columns, bound once (the table allocates them at full size and never replaces them).
+  const c = table.cols;
+  const ts = c.ts as Float64Array, pids = c.pid as Uint32Array, comms = c.comm as Uint32Array;
+  const tids = c.tid as Uint32Array, uids = c.uid as Uint32Array;
+  const cgroups = c.cgroup as Float64Array, rets = c.ret as Int32Array;
+  const sockLo = c.sock_lo as Uint32Array, sockHi = c.sock_hi as Uint32Array;
+  const latency = c.latency as Float64Array, families = c.family as Uint8Array;
+  const types = c.sock_type as Uint8Array, protocols = c.protocol as Uint16Array;
+  const ports = c.port as Uint16Array, paths = c.unix_path as Uint32Array;
+  const addr = c.addr as Uint8Array;
+  const addr32 = new Uint32Array(addr.buffer, addr.byteOffset, addr.length / 4);
   // The command of the previous event (its 16 bytes as 4 words) and its id: a burst of
   // connects from one process interns nothing.
   let comm0 = 0, comm1 = 0, comm2 = 0, comm3 = 0, commId = -1;
-  // The addr column as 32-bit words (made again when the table grows).
-  let addrCol: unknown = null;
-  let addr32: Uint32Array = new Uint32Array(0);
   // A run of events with one tally key is added to the tally once (at its end, or at flush).
   let runKey = -1, runLength = 0;
   const decode: RecordDecoder = (view, bytes, r, size) => {
-    if (size < SIZE) {
-      throw new RangeError(`connection record of ${size} bytes, expected ${SIZE}`);
+    const family = view.getUint16(r + FAMILY, true);
+    if (size < SIZE || (family === AF_UNIX && size < UNIX_SIZE)) {
+      throw new RangeError(
+        `connection record of ${size} bytes, expected ${family === AF_UNIX ? UNIX_SIZE : SIZE}`,
+      );
     }
+    if (table.cols.ts !== ts) throw new Error("connection: the table's columns were replaced");
     const s = store.append(table as unknown as EventTable);
-    const c = table.cols;
-    c.ts[s] = clock.wallMs(view.getUint32(r + TS, true), view.getUint32(r + TS + 4, true));
-    c.pid[s] = view.getUint32(r + PID, true);
+    ts[s] = clock.wallMs(view.getUint32(r + TS, true), view.getUint32(r + TS + 4, true));
+    pids[s] = view.getUint32(r + PID, true);
     const w0 = view.getUint32(r + COMM, true), w1 = view.getUint32(r + COMM + 4, true);
     const w2 = view.getUint32(r + COMM + 8, true), w3 = view.getUint32(r + COMM + 12, true);
     if (commId < 0 || w0 !== comm0 || w1 !== comm1 || w2 !== comm2 || w3 !== comm3) {
       commId = strings.internBytes(bytes, r + COMM, 16);
       comm0 = w0, comm1 = w1, comm2 = w2, comm3 = w3;
     }
-    c.comm[s] = commId;
-    c.tid[s] = view.getUint32(r + TID, true);
-    c.uid[s] = view.getUint32(r + UID, true);
-    c.cgroup[s] = view.getUint32(r + CG, true) + view.getUint32(r + CG + 4, true) * 4294967296;
+    comms[s] = commId;
+    tids[s] = view.getUint32(r + TID, true);
+    uids[s] = view.getUint32(r + UID, true);
+    cgroups[s] = view.getUint32(r + CG, true) + view.getUint32(r + CG + 4, true) * 4294967296;
     const ret = view.getInt32(r + RET, true);
-    c.ret[s] = ret;
-    c.sock_lo[s] = view.getUint32(r + SOCK, true);
-    c.sock_hi[s] = view.getUint32(r + SOCK + 4, true);
-    c.latency[s] = view.getUint32(r + LAT, true) + view.getUint32(r + LAT + 4, true) * 4294967296;
-    const family = view.getUint16(r + FAMILY, true);
+    rets[s] = ret;
+    sockLo[s] = view.getUint32(r + SOCK, true);
+    sockHi[s] = view.getUint32(r + SOCK + 4, true);
+    latency[s] = view.getUint32(r + LAT, true) + view.getUint32(r + LAT + 4, true) * 4294967296;
     const sockType = view.getUint16(r + TYPE, true);
     const protocol = view.getUint16(r + PROTO, true);
-    c.family[s] = family;
-    c.sock_type[s] = sockType;
-    c.protocol[s] = protocol;
-    c.port[s] = view.getUint16(r + PORT, true);
-    if (c.addr !== addrCol) {
-      addrCol = c.addr;
-      addr32 = new Uint32Array((c.addr as Uint8Array).buffer);
-    }
+    families[s] = family;
+    types[s] = sockType;
+    protocols[s] = protocol;
+    ports[s] = view.getUint16(r + PORT, true);
     // the 16 address bytes as they were (little-endian in, little-endian out, as every decoder)
     const a = s * 4;
     addr32[a] = view.getUint32(r + ADDR, true);
@@ -160,13 +168,13 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
     if (family === AF_UNIX) {
       const len = Math.min(view.getUint32(r + PATH_LEN, true), 108);
       const abstract = len > 0 && bytes[r + PATH] === 0;
-      c.unix_path[s] = abstract
+      paths[s] = abstract
         ? strings.intern(
           "@" + new TextDecoder().decode(bytes.subarray(r + PATH + 1, r + PATH + len)),
         )
         : strings.internBytes(bytes, r + PATH, len);
     } else {
-      c.unix_path[s] = 0;
+      paths[s] = 0;
     }
     const key = packKey(commId, family, sockType, protocol, ret);
     if (key === runKey) runLength++;
