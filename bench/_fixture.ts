@@ -10,9 +10,8 @@
 import { readAsset } from "../src/assets.ts";
 import { BpfObject } from "../src/ffi/shim.ts";
 import { connection } from "../src/programs/connection/mod.ts";
-import type { Clock } from "../src/programs/program.ts";
 import { type EventTable, Store } from "../src/store/mod.ts";
-import { btfOffsets } from "../src/programs/_testing.ts";
+import { btfOffsets, fixedClock } from "../src/programs/_testing.ts";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -131,11 +130,6 @@ export function drainBuffer(
     writeRecord(view, bytes, off + 8, at, first + k, tsStartNs + (first + k) * tsStepNs);
   }
   return { bytes, view, used: count * stride, count };
-}
-
-/** Boot-time ns to wall ms with a fixed boot time. */
-export function fixedClock(bootWallMs: number): Clock {
-  return { wallMs: (lo, hi) => bootWallMs + (hi * 4294967296 + lo) / 1e6 };
 }
 
 /** The walk of ProgramManager.#drainSlot over one drained buffer, calling `decode` per record. */

@@ -8,7 +8,8 @@
 
 import { connection } from "../src/programs/connection/mod.ts";
 import { type EventTable, Store } from "../src/store/mod.ts";
-import { drainBuffer, fixedClock, layout, openConnectionObject, walk } from "./_fixture.ts";
+import { fixedClock } from "../src/programs/_testing.ts";
+import { drainBuffer, layout, openConnectionObject, walk } from "./_fixture.ts";
 
 const obj = openConnectionObject();
 const at = layout(obj);

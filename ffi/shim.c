@@ -481,6 +481,33 @@ int32_t ebpf_ring_drain(struct ebpf_ring *r, uint8_t *buf, uint32_t cap)
 	return (int32_t)used;
 }
 
+#define HUGE_PAGE (2UL << 20)
+
+void *ebpf_arena_alloc(uint64_t size)
+{
+	/* Aligned to a huge page (older kernels do not align large anonymous maps): map a huge
+	 * page more and unmap what lies outside the aligned range. */
+	size_t len = (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	uint8_t *p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	start = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+	if (start > p)
+		munmap(p, start - p);
+	munmap(start + len, p + HUGE_PAGE - start);
+	madvise(start, len, MADV_HUGEPAGE); /* only a hint: without THP the pages are 4 KiB */
+	return start;
+}
+
+void ebpf_arena_free(void *arena, uint64_t size)
+{
+	if (arena)
+		munmap(arena, (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
+}
+
 uint32_t ebpf_ring_pending(struct ebpf_ring *r)
 {
 	uint64_t cons = __atomic_load_n((uint64_t *)r->consumer, __ATOMIC_ACQUIRE);

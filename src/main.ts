@@ -5,6 +5,7 @@
  */
 
 import { ConfigError, HELP, parseConfig } from "./config.ts";
+import { hugePageBuffer } from "./ffi/shim.ts";
 import { createApp } from "./http/app.ts";
 import { log, type LogLevel, setLogLevel } from "./log.ts";
 import { ProgramManager } from "./programs/manager.ts";
@@ -52,7 +53,7 @@ export async function main(
   if (problem) return fail(problem, 1);
 
   const startedAt = Date.now();
-  const store = new Store(config.storeCapacity);
+  const store = new Store(config.storeCapacity, { memory: hugePageBuffer });
   const manager = new ProgramManager(programs.values(), store, {
     ringSize: config.ringSize,
     drainIntervalMs: config.drainIntervalMs,

@@ -3,7 +3,7 @@ import { encode, openObject } from "../programs/connection/_testing.ts";
 import { connection } from "../programs/connection/mod.ts";
 import { ProgramManager } from "../programs/manager.ts";
 import { programs } from "../programs/mod.ts";
-import type { Clock } from "../programs/program.ts";
+import { fixedClock } from "../programs/_testing.ts";
 import { isoMicros } from "../programs/query.ts";
 import { Store } from "../store/mod.ts";
 import { createApp } from "./app.ts";
@@ -106,7 +106,7 @@ const CONNECTS: Connect[] = [
 function fill(store: Store): void {
   using obj = openObject();
   const table = store.table("connection", connection.columns);
-  const clock: Clock = { wallMs: (lo, hi) => RECENT + (hi * 2 ** 32 + lo) / 1e6 };
+  const clock = fixedClock(RECENT);
   const decode = connection.decoder({ obj, store, table, clock });
   const encoder = new TextEncoder();
   for (const e of CONNECTS) {

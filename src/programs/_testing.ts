@@ -11,8 +11,13 @@ import type { Clock } from "./program.ts";
 /** 2026-11-25T03:04:05Z; a boot-time stamp of t ns is this plus t/1e6 ms. */
 export const BOOT_WALL_MS = Date.UTC(2026, 10, 25, 3, 4, 5);
 
+/** A clock whose boot time is the Unix time `offsetMs`. */
+export function fixedClock(offsetMs: number): Clock {
+  return { wallMs: (lo, hi) => offsetMs + (hi * 2 ** 32 + lo) / 1e6 };
+}
+
 /** A clock whose boot time is {@linkcode BOOT_WALL_MS}. */
-export const clock: Clock = { wallMs: (lo, hi) => BOOT_WALL_MS + (hi * 2 ** 32 + lo) / 1e6 };
+export const clock: Clock = fixedClock(BOOT_WALL_MS);
 
 /** Offsets of `names` in `struct`, and its size, from the object's BTF. */
 export function btfOffsets<N extends string>(

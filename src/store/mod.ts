@@ -7,11 +7,17 @@
 
 import { CounterLog } from "./counter_log.ts";
 import { Interner } from "./interner.ts";
-import { type ColumnSpec, EventTable } from "./table.ts";
+import { type ColumnMemory, type ColumnSpec, EventTable } from "./table.ts";
 
 export { CounterLog } from "./counter_log.ts";
 export { Interner } from "./interner.ts";
-export { BASE_COLUMNS, type ColumnKind, type ColumnSpec, EventTable } from "./table.ts";
+export {
+  BASE_COLUMNS,
+  type ColumnKind,
+  type ColumnMemory,
+  type ColumnSpec,
+  EventTable,
+} from "./table.ts";
 
 /** Counters of one table. */
 export interface TableStats {
@@ -35,18 +41,25 @@ export class Store {
   /** The oldest `ts` of every other table when the victim was chosen. */
   #victimUntil = -Infinity;
 
-  constructor(capacity: number) {
+  readonly #memory: ColumnMemory | undefined;
+
+  /**
+   * A store of `capacity` events; `memory` gives the tables their full-size columns (main uses
+   * the shim's huge pages; by default plain ArrayBuffers).
+   */
+  constructor(capacity: number, options: { memory?: ColumnMemory } = {}) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(`store capacity must be a positive integer, got ${capacity}`);
     }
     this.capacity = capacity;
+    this.#memory = options.memory;
   }
 
   /** Creates (once) the table of a program. */
   table<S extends ColumnSpec>(name: string, spec: S): EventTable<S> {
     const known = this.#tables.get(name);
     if (known) return known as unknown as EventTable<S>;
-    const table = new EventTable(name, spec, this.capacity);
+    const table = new EventTable(name, spec, this.capacity, { memory: this.#memory });
     this.#tables.set(name, table as unknown as EventTable);
     this.#tableList.push(table as unknown as EventTable);
     return table;

@@ -27,55 +27,89 @@ const WIDTH: Record<ColumnKind, number> = {
   bytes16: 16,
 };
 
-function allocate(kind: ColumnKind, rows: number): ColumnArray {
+/** Where a table's columns live: `bytes` of zeroed memory (by default a plain ArrayBuffer). */
+export type ColumnMemory = (bytes: number) => ArrayBuffer;
+
+function view(kind: ColumnKind, buffer: ArrayBuffer, offset: number, rows: number): ColumnArray {
   switch (kind) {
     case "u8":
-      return new Uint8Array(rows);
+      return new Uint8Array(buffer, offset, rows);
     case "u16":
-      return new Uint16Array(rows);
+      return new Uint16Array(buffer, offset, rows);
     case "u32":
     case "str":
-      return new Uint32Array(rows);
+      return new Uint32Array(buffer, offset, rows);
     case "i32":
-      return new Int32Array(rows);
+      return new Int32Array(buffer, offset, rows);
     case "f64":
-      return new Float64Array(rows);
+      return new Float64Array(buffer, offset, rows);
     case "bytes8":
-      return new Uint8Array(rows * 8);
+      return new Uint8Array(buffer, offset, rows * 8);
     case "bytes16":
-      return new Uint8Array(rows * 16);
+      return new Uint8Array(buffer, offset, rows * 16);
   }
 }
 
-/** The columns of one program's events in a growable ring. */
+/** Rows a table holds in ordinary memory before it moves to its full size. */
+export const INITIAL_ROWS = 65536;
+
+/** How a table gets its memory. */
+export interface TableOptions {
+  /** Memory for the full-size columns (the first {@linkcode INITIAL_ROWS} rows use plain memory). */
+  memory?: ColumnMemory;
+  /** Rows held before the move to full size (default {@linkcode INITIAL_ROWS}). */
+  initialRows?: number;
+}
+
+/**
+ * The columns of one program's events in a ring. It starts with room for
+ * {@linkcode INITIAL_ROWS} rows and, when they are not enough, moves once to `maxRows` rows in
+ * one block of `memory` (the store gives it huge pages: a table of a million rows is filled with
+ * a page fault per 2 MiB). The kernel maps pages as rows are first written, so memory follows
+ * the rows held.
+ */
 export class EventTable<S extends ColumnSpec = ColumnSpec> {
   readonly name: string;
   readonly spec: S & typeof BASE_COLUMNS;
-  /** Typed arrays by column name; index with {@linkcode EventTable.slot}. */
+  /**
+   * Typed arrays by column name; index with {@linkcode EventTable.slot}. They are replaced once,
+   * when the table moves to its full size: read them again after appending.
+   */
   cols: Record<keyof S | keyof typeof BASE_COLUMNS, ColumnArray>;
   #size: number;
-  #mask: number;
   #head = 0;
   #length = 0;
   #appended = 0;
+  readonly #memory: ColumnMemory;
+  /** Rows held at most: beyond, appending evicts the oldest. */
   readonly maxRows: number;
 
-  /** A table that grows by doubling up to `maxRows` (rounded up to a power of two). */
-  constructor(name: string, spec: S, maxRows: number) {
+  constructor(name: string, spec: S, maxRows: number, options: TableOptions = {}) {
+    if (!Number.isInteger(maxRows) || maxRows < 1) {
+      throw new RangeError(`a table holds a positive whole number of rows, got ${maxRows}`);
+    }
     this.name = name;
     this.spec = { ...BASE_COLUMNS, ...spec };
-    this.maxRows = nextPowerOfTwo(Math.max(maxRows, 1));
-    // Every column at its full size at once: the pages of a large typed array are mapped on
-    // first write, so memory follows the rows held, and no doubling leaves old arrays behind
-    // (they stayed in RSS: 130+ bytes per row instead of 78 for connection).
-    this.#size = this.maxRows;
-    this.#mask = this.#size - 1;
-    this.cols = this.#allocateAll(this.#size) as typeof this.cols;
+    this.maxRows = maxRows;
+    this.#memory = options.memory ?? ((bytes) => new ArrayBuffer(bytes));
+    this.#size = Math.min(maxRows, options.initialRows ?? INITIAL_ROWS);
+    this.cols = this.#allocateAll(
+      this.#size,
+      (bytes) => new ArrayBuffer(bytes),
+    ) as typeof this.cols;
   }
 
-  #allocateAll(rows: number): Record<string, ColumnArray> {
+  /** Every column in one block, each 64-byte aligned. */
+  #allocateAll(rows: number, memory: ColumnMemory): Record<string, ColumnArray> {
+    const at: [string, ColumnKind, number][] = [];
+    let bytes = 0;
+    for (const [name, kind] of Object.entries(this.spec)) {
+      at.push([name, kind, bytes]);
+      bytes += (WIDTH[kind] * rows + 63) & ~63;
+    }
+    const buffer = memory(bytes);
     const cols: Record<string, ColumnArray> = {};
-    for (const [name, kind] of Object.entries(this.spec)) cols[name] = allocate(kind, rows);
+    for (const [name, kind, offset] of at) cols[name] = view(kind, buffer, offset, rows);
     return cols;
   }
 
@@ -96,16 +130,17 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
 
   /** The array slot of row `i` (0 = oldest). */
   slot(i: number): number {
-    return (this.#head + i) & this.#mask;
+    const s = this.#head + i;
+    return s >= this.#size ? s - this.#size : s;
   }
 
   /** Adds a row at the end and returns its slot; the caller fills every column at that slot. */
   append(): number {
     if (this.#length === this.#size) {
       if (this.#size === this.maxRows) this.evictOldest();
-      else this.#grow();
+      else this.#resize(this.maxRows);
     }
-    const slot = (this.#head + this.#length) & this.#mask;
+    const slot = this.slot(this.#length);
     this.#length++;
     this.#appended++;
     return slot;
@@ -120,7 +155,7 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     if (this.#length === 0) return;
     this.lastEvictedTs = this.cols.ts[this.#head];
     this.evicted++;
-    this.#head = (this.#head + 1) & this.#mask;
+    this.#head = this.#head + 1 === this.#size ? 0 : this.#head + 1;
     this.#length--;
   }
 
@@ -137,9 +172,8 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     return this.#appended;
   }
 
-  #grow(): void {
-    const size = this.#size * 2;
-    const cols = this.#allocateAll(size);
+  #resize(size: number): void {
+    const cols = this.#allocateAll(size, this.#memory);
     for (const [name, kind] of Object.entries(this.spec)) {
       const from = this.cols[name as keyof typeof this.cols];
       const to = cols[name];
@@ -153,7 +187,6 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     this.cols = cols as typeof this.cols;
     this.#head = 0;
     this.#size = size;
-    this.#mask = size - 1;
   }
 
   /** The `ts` of the oldest row, or Infinity when empty. */
@@ -167,7 +200,7 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     let lo = 0, hi = this.#length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (col[(this.#head + mid) & this.#mask] < ts) lo = mid + 1;
+      if (col[this.slot(mid)] < ts) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -179,7 +212,7 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     let lo = 0, hi = this.#length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (col[(this.#head + mid) & this.#mask] <= ts) lo = mid + 1;
+      if (col[this.slot(mid)] <= ts) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -196,10 +229,4 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     const arr = this.cols[column] as Uint8Array;
     return arr.subarray(slot * 8, slot * 8 + 8);
   }
-}
-
-function nextPowerOfTwo(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }

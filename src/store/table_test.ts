@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { EventTable } from "./table.ts";
+import { EventTable, INITIAL_ROWS } from "./table.ts";
 
 const SPEC = { value: "u32", signed: "i32", small: "u8", addr: "bytes16" } as const;
 
@@ -32,9 +32,9 @@ function assertRow(table: EventTable<typeof SPEC>, i: number, n: number): void {
   assert.deepEqual([...table.bytes16("addr", s)], expected, `addr of row ${i}`);
 }
 
-Deno.test("EventTable has the base columns and rounds maxRows up to a power of two", () => {
+Deno.test("EventTable has the base columns and room for min(maxRows, initialRows) rows", () => {
   const table = new EventTable("t", SPEC, 3000);
-  assert.equal(table.maxRows, 4096);
+  assert.equal(table.maxRows, 3000);
   assert.deepEqual(Object.keys(table.cols).sort(), [
     "addr",
     "comm",
@@ -48,20 +48,36 @@ Deno.test("EventTable has the base columns and rounds maxRows up to a power of t
   assert.equal(table.oldestTs(), Infinity);
   // ts 8 + pid 4 + comm 4 + value 4 + signed 4 + small 1 + addr 16
   assert.equal(table.rowBytes, 41);
-  assert.equal(table.allocatedBytes, 41 * 4096); // all rows at once (pages are mapped on use)
+  assert.equal(table.allocatedBytes, 41 * 3000); // all rows at once (pages are mapped on use)
+  const big = new EventTable("t", SPEC, 1_000_000);
+  assert.equal(big.allocatedBytes, 41 * INITIAL_ROWS);
+  assert.throws(() => new EventTable("t", SPEC, 0), RangeError);
 });
 
-Deno.test("EventTable grows past the initial 1024 rows and keeps every value", () => {
-  const table = new EventTable("t", SPEC, 10_000);
-  for (let n = 0; n < 5000; n++) appendRow(table, n);
+Deno.test("EventTable moves to maxRows in its memory once, keeping every value", () => {
+  const asked: number[] = [];
+  const memory = (bytes: number) => (asked.push(bytes), new ArrayBuffer(bytes));
+  const table = new EventTable("t", SPEC, 10_000, { memory, initialRows: 1024 });
+  for (let n = 0; n < 1024; n++) appendRow(table, n);
+  assert.deepEqual(asked, []); // the first rows are in ordinary memory
+  const before = table.cols.ts;
+  for (let n = 1024; n < 5000; n++) appendRow(table, n);
+  assert.notEqual(table.cols.ts, before);
+  assert.equal(asked.length, 1);
+  assert.ok(asked[0] >= table.rowBytes * 10_000, `asked for ${asked[0]} bytes`);
+  // every column is a view into that one block, 64-byte aligned
+  for (const col of Object.values(table.cols)) {
+    assert.equal(col.buffer.byteLength, asked[0]);
+    assert.equal(col.byteOffset % 64, 0);
+  }
   assert.equal(table.length, 5000);
-  assert.ok(table.allocatedBytes >= table.rowBytes * 5000);
+  assert.equal(table.allocatedBytes, table.rowBytes * 10_000);
   for (let i = 0; i < 5000; i++) assertRow(table, i, i);
   assert.equal(table.oldestTs(), 1000);
 });
 
 Deno.test("EventTable grows across a wrap-around after evictions, in order", () => {
-  const table = new EventTable("t", SPEC, 8192);
+  const table = new EventTable("t", SPEC, 8192, { initialRows: 1024 });
   for (let n = 0; n < 1024; n++) appendRow(table, n);
   for (let k = 0; k < 300; k++) table.evictOldest();
   assert.equal(table.length, 724);
@@ -137,7 +153,7 @@ Deno.test("EventTable bounds on an empty table are 0", () => {
 });
 
 Deno.test("EventTable bytes8 columns survive growth across a wrap-around", () => {
-  const table = new EventTable("t", { id: "bytes8" }, 4096);
+  const table = new EventTable("t", { id: "bytes8" }, 4096, { initialRows: 1024 });
   const fill = (n: number) => {
     const s = table.append();
     table.cols.ts[s] = n;

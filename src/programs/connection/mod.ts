@@ -111,17 +111,24 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
     COMM = at.comm,
     PATH = unix.unix_path,
     PATH_LEN = at.unix_path_len;
-  // The columns, bound once (the table allocates them at full size and never replaces them).
-  const c = table.cols;
-  const ts = c.ts as Float64Array, pids = c.pid as Uint32Array, comms = c.comm as Uint32Array;
-  const tids = c.tid as Uint32Array, uids = c.uid as Uint32Array;
-  const cgroups = c.cgroup as Float64Array, rets = c.ret as Int32Array;
-  const sockLo = c.sock_lo as Uint32Array, sockHi = c.sock_hi as Uint32Array;
-  const latency = c.latency as Float64Array, families = c.family as Uint8Array;
-  const types = c.sock_type as Uint8Array, protocols = c.protocol as Uint16Array;
-  const ports = c.port as Uint16Array, paths = c.unix_path as Uint32Array;
-  const addr = c.addr as Uint8Array;
-  const addr32 = new Uint32Array(addr.buffer, addr.byteOffset, addr.length / 4);
+  // The columns, bound again when the table moves them (once, as it grows to full size).
+  let ts: Float64Array, pids: Uint32Array, comms: Uint32Array, tids: Uint32Array;
+  let uids: Uint32Array, cgroups: Float64Array, rets: Int32Array, sockLo: Uint32Array;
+  let sockHi: Uint32Array, latency: Float64Array, families: Uint8Array, types: Uint8Array;
+  let protocols: Uint16Array, ports: Uint16Array, paths: Uint32Array, addr32: Uint32Array;
+  const bind = () => {
+    const c = table.cols;
+    ts = c.ts as Float64Array, pids = c.pid as Uint32Array, comms = c.comm as Uint32Array;
+    tids = c.tid as Uint32Array, uids = c.uid as Uint32Array;
+    cgroups = c.cgroup as Float64Array, rets = c.ret as Int32Array;
+    sockLo = c.sock_lo as Uint32Array, sockHi = c.sock_hi as Uint32Array;
+    latency = c.latency as Float64Array, families = c.family as Uint8Array;
+    types = c.sock_type as Uint8Array, protocols = c.protocol as Uint16Array;
+    ports = c.port as Uint16Array, paths = c.unix_path as Uint32Array;
+    const addr = c.addr as Uint8Array;
+    addr32 = new Uint32Array(addr.buffer, addr.byteOffset, addr.length / 4);
+  };
+  bind();
   // The command of the previous event (its 16 bytes as 4 words) and its id: a burst of
   // connects from one process interns nothing.
   let comm0 = 0, comm1 = 0, comm2 = 0, comm3 = 0, commId = -1;
@@ -134,8 +141,8 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
         `connection record of ${size} bytes, expected ${family === AF_UNIX ? UNIX_SIZE : SIZE}`,
       );
     }
-    if (table.cols.ts !== ts) throw new Error("connection: the table's columns were replaced");
     const s = store.append(table as unknown as EventTable);
+    if (table.cols.ts !== ts) bind();
     ts[s] = clock.wallMs(view.getUint32(r + TS, true), view.getUint32(r + TS + 4, true));
     pids[s] = view.getUint32(r + PID, true);
     const w0 = view.getUint32(r + COMM, true), w1 = view.getUint32(r + COMM + 4, true);
