@@ -306,7 +306,7 @@ export function report(raw: Raw): string {
   out.push("");
   out.push(
     "From `/proc/<pid>/task/*/schedstat` (ns-exact) over the run and until the monitor is idle again; " +
-      "`/proc/<pid>/stat` utime+stime (10 ms ticks) in brackets. Includes the drain timer's idle cost. " +
+      "`/proc/<pid>/stat` utime+stime (10 ms ticks) in brackets. Includes the drain timer's idle cost; ebpf-server is asked for its counts (which drains its rings) before the window closes. " +
       "The events counted are all the monitor took in (the workload's and other processes'), " +
       "except for bpftrace (the workload's only: its block-buffered output is counted after it exits).",
   );

@@ -273,6 +273,9 @@ for (let r = 0; r < REPEATS; r++) {
       const busy0 = machineBusySeconds(), t0 = performance.now();
       const lg = await loadgen(w.mode, w.target, `${DURATION_S}s`);
       const busy1 = machineBusySeconds(), t1 = performance.now();
+      // ebpf-server drains its rings when asked (else up to --drain-interval later): ask before
+      // the CPU window closes, so decoding the run's last events is inside it
+      await monitor.eventsTotal();
       const after = monitor.pid ? await settle(monitor.pid) : null;
       const processed = (await monitor.eventsTotal()) - events0;
       const foreign1 = await foreign();
