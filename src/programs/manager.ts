@@ -62,11 +62,16 @@ interface Running {
   sample?: (now: number) => void;
   /** The kernel's lost counter at the last sample. */
   lostSampled: number;
+  /** The kernel's lost counter as last read, and when (performance.now()). */
+  lostRead: number;
+  lostReadAt: number;
 }
 
 /** Maps that every object declaring them shares (bpf/include/sock_owner.h). */
 const SHARED_MAPS = ["sock_owner"];
 const SAMPLE_INTERVAL_MS = 1000;
+/** A kernel lost counter read this recently (ms) is not read again for a status. */
+const LOST_FRESH_MS = 10;
 
 interface Slot {
   program: Program;
@@ -229,7 +234,15 @@ export class ProgramManager {
       ring = obj.ring("events");
       obj.attach();
       this.#waiter?.watch(ring);
-      slot.running = { obj, ring, decode, sample, lostSampled: 0 };
+      slot.running = {
+        obj,
+        ring,
+        decode,
+        sample,
+        lostSampled: 0,
+        lostRead: 0,
+        lostReadAt: -Infinity,
+      };
       slot.state = "running";
       slot.error = null;
       slot.log = null;
@@ -255,7 +268,7 @@ export class ProgramManager {
     if (running) {
       this.#drainSlot(slot);
       this.#sampleSlot(slot, Date.now());
-      slot.lostBefore += this.#lostNow(slot);
+      slot.lostBefore += this.#lostNow(slot, true);
       this.#waiter?.unwatch(running.ring);
       running.ring.close();
       running.obj.close();
@@ -295,7 +308,7 @@ export class ProgramManager {
   #sampleSlot(slot: Slot, now: number): void {
     const running = slot.running;
     if (!running) return;
-    const lost = this.#lostNow(slot);
+    const lost = this.#lostNow(slot, true);
     this.#store.counters(slot.program.name).add(now, "lost", lost - running.lostSampled);
     running.lostSampled = lost;
     try {
@@ -379,13 +392,23 @@ export class ProgramManager {
     return events;
   }
 
-  #lostNow(slot: Slot): number {
-    if (!slot.running) return 0;
+  /**
+   * The kernel's lost counter of a running program: read again when the last read is older than
+   * {@linkcode LOST_FRESH_MS} (a syscall per CPU map: /health under load would do one per
+   * request), or when `exact`.
+   */
+  #lostNow(slot: Slot, exact = false): number {
+    const running = slot.running;
+    if (!running) return 0;
+    const now = performance.now();
+    if (!exact && now - running.lostReadAt < LOST_FRESH_MS) return running.lostRead;
     try {
-      return slot.running.obj.percpuSum("lost");
+      running.lostRead = running.obj.percpuSum("lost");
+      running.lostReadAt = now;
     } catch {
-      return 0;
+      // unreadable: the last value stands
     }
+    return running.lostRead;
   }
 
   #slot(name: string): Slot {
