@@ -7,11 +7,11 @@
  * @module
  */
 
-import { readAsset } from "../src/assets.ts";
-import { BpfObject } from "../src/ffi/shim.ts";
+import type { BpfObject } from "../src/ffi/shim.ts";
 import { connection } from "../src/programs/connection/mod.ts";
 import { type EventTable, Store } from "../src/store/mod.ts";
 import { btfOffsets, fixedClock } from "../src/programs/_testing.ts";
+import { IP_FIELDS, openObject } from "../src/programs/connection/_testing.ts";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -20,33 +20,13 @@ const SOCK_DGRAM = 2;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 
-const FIELDS = [
-  "ts_ns",
-  "latency_ns",
-  "cgroup_id",
-  "sock_id",
-  "pid",
-  "tid",
-  "uid",
-  "ret",
-  "family",
-  "port",
-  "sock_type",
-  "protocol",
-  "addr",
-  "comm",
-  "unix_path_len",
-] as const;
+export type Layout = Record<typeof IP_FIELDS[number], number> & { size: number };
 
-export type Layout = Record<typeof FIELDS[number], number> & { size: number };
-
-export function openConnectionObject(): BpfObject {
-  return new BpfObject(readAsset("bpf/connection.bpf.o"), "connection");
-}
+export { openObject as openConnectionObject };
 
 /** Offsets of struct connection_event (the IP record), read from BTF independently of the decoder. */
 export function layout(obj: BpfObject): Layout {
-  const { at, size } = btfOffsets(obj, "connection_event", FIELDS);
+  const { at, size } = btfOffsets(obj, "connection_event", IP_FIELDS);
   return { ...at, size };
 }
 
@@ -154,7 +134,7 @@ export function walk(
  * window ending at `endMs` covers all of a million.
  */
 export function filledStore(events: number, endMs: number, capacity = events) {
-  const obj = openConnectionObject();
+  const obj = openObject();
   const at = layout(obj);
   const store = new Store(capacity);
   const table = store.table("connection", connection.columns) as EventTable<

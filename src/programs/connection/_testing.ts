@@ -38,10 +38,12 @@ export function openObject(): BpfObject {
   return new BpfObject(readAsset("bpf/connection.bpf.o"), "connection");
 }
 
-const IP_FIELDS = [
+/** The fields of struct connection_event (the IP record). */
+export const IP_FIELDS = [
   "ts_ns",
   "latency_ns",
   "cgroup_id",
+  "sock_id",
   "pid",
   "tid",
   "uid",
