@@ -7,7 +7,8 @@
  */
 
 import { connection } from "../src/programs/connection/mod.ts";
-import { type EventTable, Store } from "../src/store/mod.ts";
+import { hugePageBuffer } from "../src/ffi/shim.ts";
+import { type ColumnMemory, type EventTable, Store } from "../src/store/mod.ts";
 import { fixedClock } from "../src/programs/_testing.ts";
 import { drainBuffer, layout, openConnectionObject, walk } from "./_fixture.ts";
 
@@ -17,8 +18,8 @@ const buf = drainBuffer(at);
 const clock = fixedClock(Date.now());
 const N = buf.count;
 
-function decoderInto(capacity: number) {
-  const store = new Store(capacity);
+function decoderInto(capacity: number, memory?: ColumnMemory) {
+  const store = new Store(capacity, { memory });
   const table = store.table("connection", connection.columns) as EventTable<
     typeof connection.columns
   >;
@@ -36,14 +37,23 @@ Deno.bench(`walk only: read pid of ${N} records (the C reference's work)`, {
   });
 });
 
-const growing = decoderInto(1 << 24);
+// a store filling up, its columns in huge pages as the server's (main.ts), and in 4 KiB pages
+const growing = decoderInto(1 << 24, hugePageBuffer);
+const growingSmallPages = decoderInto(1 << 24);
 let grown = 0;
 Deno.bench(
-  `decode ${N} records into a store (growing, up to 16M rows)`,
+  `decode ${N} records into a store (growing, up to 16M rows, huge pages)`,
   { group: "ingest" },
   () => {
     walk(buf.view, buf.bytes, buf.used, growing);
     grown += N;
+  },
+);
+Deno.bench(
+  `decode ${N} records into a store (growing, up to 16M rows, 4 KiB pages)`,
+  { group: "ingest" },
+  () => {
+    walk(buf.view, buf.bytes, buf.used, growingSmallPages);
   },
 );
 

@@ -6,12 +6,13 @@
  */
 
 import { connection } from "../src/programs/connection/mod.ts";
+import { hugePageBuffer } from "../src/ffi/shim.ts";
 import { type EventTable, Interner, Store } from "../src/store/mod.ts";
 
 const ROWS = 1000;
 
 function table(capacity: number) {
-  const store = new Store(capacity);
+  const store = new Store(capacity, { memory: hugePageBuffer }); // as the server's (main.ts)
   const t = store.table("connection", connection.columns) as EventTable<typeof connection.columns>;
   return { store, t };
 }
