@@ -46,7 +46,9 @@ Flags:
   --drain-interval MS     the longest an event waits in a ring before it is moved to the
                           store, 1-10000 ms (default ${DEFAULTS.drainIntervalMs}); a ring a quarter
                           full is drained at once, queries drain first, and live streams
-                          get events within 50 ms
+                          get events within 50 ms; kernel counters are read at drains (at
+                          most once a second), so a summary window's start is exact to the
+                          larger of 1 s and this
   --programs LIST         comma-separated programs to start (default: all); the others can be
                           started later with POST /api/programs/NAME/start
   --metrics-top-commands N
