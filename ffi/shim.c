@@ -502,12 +502,6 @@ void *ebpf_arena_alloc(uint64_t size)
 	return start;
 }
 
-void ebpf_arena_free(void *arena, uint64_t size)
-{
-	if (arena)
-		munmap(arena, (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
-}
-
 uint32_t ebpf_ring_pending(struct ebpf_ring *r)
 {
 	uint64_t cons = __atomic_load_n((uint64_t *)r->consumer, __ATOMIC_ACQUIRE);

@@ -54,15 +54,14 @@ struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *obj, const char *map);
  * and releases them from the ring. Stops before a record that would not fit.
  * Returns the number of bytes written. */
 int32_t ebpf_ring_drain(struct ebpf_ring *ring, uint8_t *buf, uint32_t cap);
-/* Memory for store columns: `size` bytes of zeroed anonymous memory, in transparent huge pages
- * where the kernel allows (a page fault per 2 MiB instead of per 4 KiB). Never moves; freed
- * with ebpf_arena_free. NULL on failure. */
-void *ebpf_arena_alloc(uint64_t size);
-void ebpf_arena_free(void *arena, uint64_t size);
-
 /* Bytes committed or reserved but not yet drained. */
 uint32_t ebpf_ring_pending(struct ebpf_ring *ring);
 void ebpf_ring_close(struct ebpf_ring *ring);
+
+/* Memory for store columns: `size` bytes of zeroed anonymous memory, in transparent huge pages
+ * where the kernel allows (a page fault per 2 MiB instead of per 4 KiB). It never moves and is
+ * never freed (store tables live as long as the process). NULL on failure. */
+void *ebpf_arena_alloc(uint64_t size);
 
 /* Waiting for rings: an epoll set of rings that wakes when a BPF program forces a wake-up (its
  * ring passed the object's `wake_bytes`), when kicked, or after a timeout. The wait is the one

@@ -305,9 +305,9 @@ export class RingWaiter {
 }
 
 /**
- * `bytes` of zeroed memory from the shim, in transparent huge pages where the kernel allows
- * (one page fault per 2 MiB rather than per 4 KiB: a store filling up costs a tenth of the CPU).
- * It is never freed: store tables live as long as the process.
+ * `bytes` of zeroed memory from the shim, in transparent huge pages where the kernel allows: one
+ * page fault per 2 MiB rather than per 4 KiB while a store fills (bench/decode_bench.ts shows
+ * both). It is never freed: store tables live as long as the process.
  */
 export function hugePageBuffer(bytes: number): ArrayBuffer {
   const pointer = shim().ebpf_arena_alloc(BigInt(bytes));

@@ -48,8 +48,6 @@ export const symbols = {
   ebpf_ring_close: { parameters: ["pointer"], result: "void" },
   /** void *ebpf_arena_alloc(uint64_t size) */
   ebpf_arena_alloc: { parameters: ["u64"], result: "pointer" },
-  /** void ebpf_arena_free(void *arena, uint64_t size) */
-  ebpf_arena_free: { parameters: ["pointer", "u64"], result: "void" },
   /** struct ebpf_waiter *ebpf_waiter_open(void) */
   ebpf_waiter_open: { parameters: [], result: "pointer" },
   /** int32_t ebpf_waiter_watch(struct ebpf_waiter *, struct ebpf_ring *) */

@@ -179,7 +179,7 @@ export class ProgramManager {
    * quarter of its size (the BPF side then forces a wake-up), until `drainIntervalMs` passed,
    * or, while a live stream is open, until {@linkcode STREAM_INTERVAL_MS} passed; then drains.
    * An idle server wakes once per interval; a busy one once per quarter ring, not per event
-   * (each wake-up of Deno's event loop costs about 100-200 µs of CPU here, bench/RESULTS.md).
+   * (each wake-up of Deno's event loop costs about 125 µs of CPU here, bench/README.md).
    */
   startDraining(): void {
     if (this.#waiter) return;
@@ -394,8 +394,8 @@ export class ProgramManager {
 
   /**
    * The kernel's lost counter of a running program: read again when the last read is older than
-   * {@linkcode LOST_FRESH_MS} (a syscall per CPU map: /health under load would do one per
-   * request), or when `exact`.
+   * {@linkcode LOST_FRESH_MS} (each read is a bpf syscall: /health under load would make one per
+   * program per request), or when `exact`.
    */
   #lostNow(slot: Slot, exact = false): number {
     const running = slot.running;
