@@ -94,11 +94,44 @@ export class Store {
 
   /** Adds a row to `table`, evicting the oldest event of the store first when full. */
   append(table: EventTable): number {
+    // A table that was empty was left out when the victim was chosen: choose again, here and
+    // at the next eviction (when its row is filled in).
+    const wasEmpty = table.length === 0;
+    if (wasEmpty) this.#victim = null;
     if (this.#total >= this.capacity) this.#evictOldest();
-    // a table that was empty may now hold an older row than the victim's
-    else if (table.length === 0) this.#victim = null;
     this.#total++;
-    return table.append();
+    const slot = table.append();
+    if (wasEmpty) this.#victim = null;
+    return slot;
+  }
+
+  /**
+   * Makes room for up to `want` rows after the newest row of `table`, in consecutive slots from
+   * its `tailSlot`, evicting the store's oldest events as appending that many would; returns
+   * how many fit. A batch decoder writes them, then calls {@linkcode Store.commit} with how many
+   * it wrote: rows it did not write stay free, so a batch evicts at most `want` events early.
+   */
+  reserve(table: EventTable, want: number): number {
+    const rows = table.room(want);
+    if (rows === 0) return 0;
+    if (table.length === 0) this.#victim = null; // as in append
+    const over = this.#total + rows - this.capacity;
+    if (over > 0) this.#evict(over);
+    // a table smaller than the store's capacity (never, as the store makes them) evicts its own
+    const own = table.length + rows - table.maxRows;
+    if (own > 0) {
+      table.evictOldestMany(own);
+      this.#total -= own;
+    }
+    return rows;
+  }
+
+  /** Takes the `n` rows a batch decoder wrote after {@linkcode Store.reserve} as appended. */
+  commit(table: EventTable, n: number): void {
+    if (n === 0) return;
+    if (table.length === 0) this.#victim = null; // as in append
+    table.commit(n);
+    this.#total += n;
   }
 
   /** Takes back the row just appended to `table` (a record that failed to decode). */
@@ -106,6 +139,26 @@ export class Store {
     if (table.length === 0) return;
     table.dropNewest();
     this.#total--;
+  }
+
+  /** Evicts the `n` oldest events of the store, a run of one table's rows at a time. */
+  #evict(n: number): void {
+    while (n > 0 && this.#total > 0) {
+      const victim = this.#victim;
+      if (victim !== null && victim.length > 0 && victim.oldestTs() <= this.#victimUntil) {
+        // the victim's rows up to the other tables' oldest (all of them when there are none)
+        const upTo = this.#victimUntil === Infinity
+          ? victim.length
+          : victim.upperBound(this.#victimUntil);
+        const k = Math.min(n, Math.max(1, upTo));
+        victim.evictOldestMany(k);
+        this.#total -= k;
+        n -= k;
+      } else {
+        this.#evictOldest(); // chooses the victim again
+        n--;
+      }
+    }
   }
 
   #evictOldest(): void {

@@ -113,3 +113,63 @@ Deno.test("Store.dropNewest takes back the last row and frees its room", () => {
   store.dropNewest(empty as unknown as EventTable);
   assert.equal(store.size, 2);
 });
+
+Deno.test("Store.reserve and commit in batches evict exactly as appending row by row", () => {
+  // A seeded walk: three tables, batches of random size and table, ts rising with ties.
+  let seed = 7;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+  const rows = new Store(37), batches = new Store(37);
+  const names = ["a", "b", "c"];
+  for (const name of names) {
+    rows.table(name, SPEC);
+    batches.table(name, SPEC);
+  }
+  let ts = 0;
+  for (let step = 0; step < 400; step++) {
+    const name = names[rand(3)];
+    const want = 1 + rand(20);
+    const r = rows.table(name, SPEC), b = batches.table(name, SPEC);
+    let written = 0;
+    while (written < want) {
+      const room = batches.reserve(b as unknown as EventTable, want - written);
+      assert.ok(room > 0);
+      const slot = b.tailSlot;
+      for (let i = 0; i < room; i++) {
+        const t = ts + (written + i >> 1); // pairs of equal timestamps
+        b.cols.ts[slot + i] = t;
+        b.cols.n[slot + i] = step;
+        add(rows, r, t, step);
+      }
+      batches.commit(b as unknown as EventTable, room);
+      written += room;
+    }
+    ts += want;
+    for (const n of names) {
+      const x = rows.table(n, SPEC), y = batches.table(n, SPEC);
+      assert.deepEqual(tsOf(y), tsOf(x), `table ${n} after step ${step}`);
+      assert.equal(batches.evicted(n), rows.evicted(n));
+      assert.equal(batches.lastEvictedTs(n), rows.lastEvictedTs(n));
+    }
+    assert.equal(batches.size, rows.size);
+  }
+  assert.ok(rows.evicted() > 300); // the walk did evict, from every table
+  for (const n of names) assert.ok(rows.evicted(n) > 0);
+});
+
+Deno.test("Store.reserve counts what it evicted for rows a batch did not write", () => {
+  const store = new Store(10);
+  const t = store.table("a", SPEC);
+  for (let i = 0; i < 10; i++) add(store, t, i);
+  const room = store.reserve(t as unknown as EventTable, 4); // evicts 4 for 4 rows to come
+  assert.equal(room, 4);
+  t.cols.ts[t.tailSlot] = 10;
+  store.commit(t as unknown as EventTable, 1); // only one came
+  assert.deepEqual(tsOf(t), [4, 5, 6, 7, 8, 9, 10]);
+  assert.equal(store.evicted("a"), 4);
+  assert.equal(store.size, 7);
+  assert.equal(t.appended, 11);
+  // the rows left free are used before anything else is evicted
+  assert.equal(store.reserve(t as unknown as EventTable, 3), 3);
+  assert.equal(store.evicted("a"), 4);
+  assert.throws(() => store.commit(t as unknown as EventTable, 4), RangeError);
+});

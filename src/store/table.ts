@@ -146,6 +146,36 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     return slot;
   }
 
+  /**
+   * How many of up to `want` rows can be written after the newest row, in consecutive slots from
+   * {@linkcode EventTable.tailSlot}, once the table moved to full size when its initial rows are
+   * used up. Rows held may stand in the way: the store evicts them first
+   * ({@linkcode Store.reserve}).
+   */
+  room(want: number): number {
+    if (this.#length === this.#size && this.#size < this.maxRows) this.#resize(this.maxRows);
+    const tail = this.slot(this.#length);
+    const free = this.#size < this.maxRows ? this.#size - this.#length : this.#size;
+    return Math.max(0, Math.min(want, this.#size - tail, free));
+  }
+
+  /** The slot the next appended row goes to. */
+  get tailSlot(): number {
+    return this.slot(this.#length);
+  }
+
+  /**
+   * Takes the `n` rows written from {@linkcode EventTable.tailSlot} on as appended (they must be
+   * free: see {@linkcode EventTable.room}).
+   */
+  commit(n: number): void {
+    if (n < 0 || this.#length + n > this.#size || this.#size - this.tailSlot < n) {
+      throw new RangeError(`cannot commit ${n} rows to ${this.name}: no room`);
+    }
+    this.#length += n;
+    this.#appended += n;
+  }
+
   /** Rows evicted so far, and the `ts` of the newest of them (-Infinity when none). */
   evicted = 0;
   lastEvictedTs = -Infinity;
@@ -157,6 +187,16 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
     this.evicted++;
     this.#head = this.#head + 1 === this.#size ? 0 : this.#head + 1;
     this.#length--;
+  }
+
+  /** Drops the `n` oldest rows at once (and counts them). */
+  evictOldestMany(n: number): void {
+    n = Math.min(n, this.#length);
+    if (n <= 0) return;
+    this.lastEvictedTs = this.cols.ts[this.slot(n - 1)];
+    this.evicted += n;
+    this.#head = this.slot(n);
+    this.#length -= n;
   }
 
   /** Drops the newest row (a decoder that finds a record malformed takes back its row). */

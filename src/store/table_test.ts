@@ -5,7 +5,11 @@ const SPEC = { value: "u32", signed: "i32", small: "u8", addr: "bytes16" } as co
 
 /** Appends a row whose every column derives from `n`. */
 function appendRow(table: EventTable<typeof SPEC>, n: number): number {
-  const s = table.append();
+  return writeRow(table, table.append(), n);
+}
+
+/** Writes the row of `n` at slot `s`. */
+function writeRow(table: EventTable<typeof SPEC>, s: number, n: number): number {
   const c = table.cols;
   c.ts[s] = 1000 + n;
   c.pid[s] = n;
@@ -87,6 +91,30 @@ Deno.test("EventTable grows across a wrap-around after evictions, in order", () 
   assert.equal(table.length, 2500 - 300);
   for (let i = 0; i < table.length; i++) assertRow(table, i, 300 + i);
   assert.equal(table.oldestTs(), 1300);
+});
+
+Deno.test("EventTable.room moves to full size, then counts consecutive slots to the end", () => {
+  const table = new EventTable("t", SPEC, 4096, { initialRows: 1024 });
+  assert.equal(table.room(5000), 1024); // the initial rows, no more
+  for (let n = 0; n < 1000; n++) appendRow(table, n);
+  assert.equal(table.room(100), 24); // still the initial rows
+  for (let n = 1000; n < 1024; n++) appendRow(table, n);
+  const before = table.cols.ts;
+  assert.equal(table.room(5000), 4096 - 1024); // moved to full size: up to the arrays' end
+  assert.notEqual(table.cols.ts, before);
+  for (let i = 0; i < 1024; i++) assertRow(table, i, i);
+  // rows written from tailSlot and committed are rows like any other
+  const s = table.tailSlot;
+  for (let k = 0; k < 10; k++) writeRow(table, s + k, 1024 + k);
+  table.commit(10);
+  assert.equal(table.length, 1034);
+  assert.equal(table.appended, 1034);
+  for (let i = 0; i < 1034; i++) assertRow(table, i, i);
+  table.evictOldestMany(34);
+  assert.equal(table.evicted, 34);
+  assert.equal(table.lastEvictedTs, 1000 + 33);
+  assert.equal(table.oldestTs(), 1000 + 34);
+  assert.throws(() => table.commit(5000), RangeError);
 });
 
 Deno.test("EventTable at maxRows evicts its oldest row on append", () => {
