@@ -45,9 +45,11 @@ $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDR) $(BUILD)/vmlinux.h $(DEPS_LIBS)
 	$(LLVM_STRIP) -g $@.full -o $@
 	@rm -f $@.full
 
-$(SHIM): ffi/shim.c ffi/shim.h $(DEPS_LIBS)
+SHIM_SRC := ffi/shim.c $(wildcard ffi/columns_*.c)
+
+$(SHIM): $(SHIM_SRC) ffi/shim.h $(BPF_HDR) $(DEPS_LIBS)
 	@mkdir -p $(@D)
-	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -I$(DEPS)/include ffi/shim.c $(DEPS_LIBS) \
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -I$(DEPS)/include $(SHIM_SRC) $(DEPS_LIBS) \
 		-Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,-z,text -o $@
 	strip --strip-unneeded $@
 

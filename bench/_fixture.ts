@@ -8,6 +8,7 @@
  */
 
 import type { BpfObject } from "../src/ffi/shim.ts";
+import { batchDecoderOf } from "../src/programs/batch.ts";
 import { connection } from "../src/programs/connection/mod.ts";
 import { type EventTable, Store } from "../src/store/mod.ts";
 import { btfOffsets, fixedClock } from "../src/programs/_testing.ts";
@@ -142,13 +143,13 @@ export function filledStore(events: number, endMs: number, capacity = events) {
   >;
   const stepNs = 50_000;
   const bootWallMs = endMs - (events - 1) * stepNs / 1e6;
-  const decode = connection.decoder({ obj, store, table, clock: fixedClock(bootWallMs) });
+  const decode = batchDecoderOf(connection, { obj, store, table, clock: fixedClock(bootWallMs) });
   const perBuffer = drainBuffer(at).count;
   for (let first = 0; first < events; first += perBuffer) {
     const n = Math.min(perBuffer, events - first);
     const stride = 8 + ((at.size + 7) & ~7);
     const buf = drainBuffer(at, n * stride, first, 0, stepNs);
-    walk(buf.view, buf.bytes, buf.used, decode);
+    decode(buf.bytes.subarray(0, buf.used));
   }
   return { obj, at, store, table };
 }

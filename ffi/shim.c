@@ -510,6 +510,22 @@ uint32_t ebpf_ring_pending(struct ebpf_ring *r)
 	return (uint32_t)(prod - cons);
 }
 
+const uint8_t *ebpf_ring_peek(struct ebpf_ring *r, uint64_t *avail)
+{
+	uint64_t cons = __atomic_load_n((uint64_t *)r->consumer, __ATOMIC_ACQUIRE);
+	uint64_t prod = __atomic_load_n((uint64_t *)r->producer, __ATOMIC_ACQUIRE);
+
+	*avail = prod - cons;
+	return r->data + (cons & r->mask);
+}
+
+void ebpf_ring_release(struct ebpf_ring *r, uint64_t bytes)
+{
+	uint64_t cons = __atomic_load_n((uint64_t *)r->consumer, __ATOMIC_ACQUIRE);
+
+	__atomic_store_n((uint64_t *)r->consumer, cons + bytes, __ATOMIC_RELEASE);
+}
+
 void ebpf_ring_close(struct ebpf_ring *r)
 {
 	if (!r)

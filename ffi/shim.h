@@ -58,6 +58,26 @@ int32_t ebpf_ring_drain(struct ebpf_ring *ring, uint8_t *buf, uint32_t cap);
 uint32_t ebpf_ring_pending(struct ebpf_ring *ring);
 void ebpf_ring_close(struct ebpf_ring *ring);
 
+/* For a program's column writer (ffi/columns_<program>.c): the committed and reserved bytes
+ * from the consumer position, contiguous (the data area is mapped twice), and releasing them. */
+const uint8_t *ebpf_ring_peek(struct ebpf_ring *ring, uint64_t *avail);
+void ebpf_ring_release(struct ebpf_ring *ring, uint64_t bytes);
+
+/* The connection program's column writer (ffi/columns_connection.c): decodes struct
+ * connection_event records from a ring (or, with ring NULL, from buf as ebpf_ring_drain writes
+ * it) straight into the store's columns at rows slot .. slot+room-1, and describes each run of
+ * records with one command and tally key in runs[]. out[] = { runs, rejected records, 1 when the
+ * source is empty (0: room or runs ran out), bytes of buf consumed }. Returns rows written. */
+struct ebpf_connection_columns;
+struct ebpf_connection_run;
+int32_t ebpf_connection_decode(struct ebpf_ring *ring, const uint8_t *buf, uint32_t len,
+			       const struct ebpf_connection_columns *cols, uint32_t slot,
+			       uint32_t room, double offset_ms, struct ebpf_connection_run *runs,
+			       uint32_t runs_cap, uint32_t *out);
+/* sizeof(struct connection_event) << 16 | sizeof(struct connection_unix_event), checked
+ * against the BPF object's BTF by the decoder. */
+uint32_t ebpf_connection_sizes(void);
+
 /* Memory for store columns: `size` bytes of zeroed anonymous memory, in transparent huge pages
  * where the kernel allows (a page fault per 2 MiB instead of per 4 KiB). It never moves and is
  * never freed (store tables live as long as the process). NULL on failure. */

@@ -46,6 +46,28 @@ export const symbols = {
   ebpf_ring_pending: { parameters: ["pointer"], result: "u32" },
   /** void ebpf_ring_close(struct ebpf_ring *) */
   ebpf_ring_close: { parameters: ["pointer"], result: "void" },
+  /**
+   * int32_t ebpf_connection_decode(struct ebpf_ring *, const uint8_t *buf, uint32_t len,
+   *   const struct ebpf_connection_columns *, uint32_t slot, uint32_t room, double offset_ms,
+   *   struct ebpf_connection_run *runs, uint32_t runs_cap, uint32_t out[4])
+   */
+  ebpf_connection_decode: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "u32",
+      "f64",
+      "buffer",
+      "u32",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  /** uint32_t ebpf_connection_sizes(void) */
+  ebpf_connection_sizes: { parameters: [], result: "u32" },
   /** void *ebpf_arena_alloc(uint64_t size) */
   ebpf_arena_alloc: { parameters: ["u64"], result: "pointer" },
   /** struct ebpf_waiter *ebpf_waiter_open(void) */

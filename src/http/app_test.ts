@@ -3,7 +3,8 @@ import { encode, openObject } from "../programs/connection/_testing.ts";
 import { connection } from "../programs/connection/mod.ts";
 import { ProgramManager } from "../programs/manager.ts";
 import { programs } from "../programs/mod.ts";
-import { fixedClock } from "../programs/_testing.ts";
+import { drained, fixedClock } from "../programs/_testing.ts";
+import { batchDecoderOf } from "../programs/batch.ts";
 import { isoMicros } from "../programs/query.ts";
 import { Store } from "../store/mod.ts";
 import { createApp } from "./app.ts";
@@ -107,10 +108,10 @@ function fill(store: Store): void {
   using obj = openObject();
   const table = store.table("connection", connection.columns);
   const clock = fixedClock(RECENT);
-  const decode = connection.decoder({ obj, store, table, clock });
+  const decode = batchDecoderOf(connection, { obj, store, table, clock });
   const encoder = new TextEncoder();
   for (const e of CONNECTS) {
-    const { view, bytes, offset, size } = encode(obj, {
+    const record = encode(obj, {
       tsNs: BigInt(e.at) * 1_000_000n + 10n ** 12n, // keep boot time positive
       latencyNs: 1000n * BigInt(e.pid),
       cgroupId: 77n,
@@ -126,7 +127,7 @@ function fill(store: Store): void {
       comm: e.comm,
       unixPath: e.unixPath === undefined ? undefined : [...encoder.encode(e.unixPath), 0],
     });
-    decode(view, bytes, offset, size);
+    assert.equal(decode(drained(record)).events, 1);
   }
 }
 

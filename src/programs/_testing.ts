@@ -13,7 +13,7 @@ export const BOOT_WALL_MS = Date.UTC(2026, 10, 25, 3, 4, 5);
 
 /** A clock whose boot time is the Unix time `offsetMs`. */
 export function fixedClock(offsetMs: number): Clock {
-  return { wallMs: (lo, hi) => offsetMs + (hi * 2 ** 32 + lo) / 1e6 };
+  return { offsetMs, wallMs: (lo, hi) => (hi * 2 ** 32 + lo) / 1e6 + offsetMs };
 }
 
 /** A clock whose boot time is {@linkcode BOOT_WALL_MS}. */
@@ -56,4 +56,24 @@ export function withSummaryBase(program: string, part: Record<string, unknown>) 
     events_evicted_total: 0,
     ...part,
   };
+}
+
+/**
+ * Records as `RingBuffer.drain` hands them over (what a batch decoder also reads):
+ * `[u32 size][u32 0][record, padded to 8 bytes]`, with junk in the padding.
+ */
+export function drained(
+  ...records: { bytes: Uint8Array; offset: number; size: number }[]
+): Uint8Array<ArrayBuffer> {
+  const pad8 = (n: number) => (n + 7) & ~7;
+  const out = new Uint8Array(records.reduce((n, r) => n + 8 + pad8(r.size), 0)).fill(0xa5);
+  const view = new DataView(out.buffer);
+  let off = 0;
+  for (const { bytes, offset, size } of records) {
+    view.setUint32(off, size, true);
+    view.setUint32(off + 4, 0, true);
+    out.set(bytes.subarray(offset, offset + size), off + 8);
+    off += 8 + pad8(size);
+  }
+  return out;
 }

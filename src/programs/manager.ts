@@ -16,7 +16,8 @@ import {
 } from "../ffi/shim.ts";
 import { isLogEnabled, log } from "../log.ts";
 import type { EventTable, Store } from "../store/mod.ts";
-import type { Clock, Program, RecordDecoder } from "./program.ts";
+import { batchDecoderOf } from "./batch.ts";
+import type { BatchDecoder, Clock, Program } from "./program.ts";
 
 export type ProgramState = "running" | "stopped" | "failed";
 
@@ -58,7 +59,7 @@ export interface ManagerOptions {
 interface Running {
   obj: BpfObject;
   ring: RingBuffer;
-  decode: RecordDecoder;
+  decode: BatchDecoder;
   sample?: (now: number) => void;
   /** The kernel's lost counter at the last sample. */
   lostSampled: number;
@@ -86,9 +87,6 @@ interface Slot {
   startedAt: number | null;
 }
 
-const DRAIN_BUFFER_BYTES = 1 << 20;
-/** Rounds of draining per ring per drain before other work gets a turn. */
-const MAX_ROUNDS = 64;
 /** A ring wakes the server once this share of it holds events (`wake_bytes` of the BPF side). */
 const WAKE_RING_SHARE = 1 / 4;
 /** While a live stream is open, the rings are drained at least this often (ms). */
@@ -118,6 +116,10 @@ class BootClock implements Clock {
   wallMs(lo: number, hi: number): number {
     return (hi * 4294967296 + lo) / 1e6 + this.#offsetMs;
   }
+
+  get offsetMs(): number {
+    return this.#offsetMs;
+  }
 }
 
 /** Owns every program's kernel objects and moves their events into the store. */
@@ -126,8 +128,6 @@ export class ProgramManager {
   readonly #store: Store;
   readonly #options: ManagerOptions;
   readonly #clock = new BootClock();
-  readonly #buf = new Uint8Array(DRAIN_BUFFER_BYTES);
-  readonly #view = new DataView(this.#buf.buffer);
   /** Set while the drain loop runs. */
   #waiter: RingWaiter | null = null;
   #loop: Promise<void> | null = null;
@@ -229,7 +229,7 @@ export class ProgramManager {
       this.#keepSharedMaps(obj);
       this.#clock.refresh();
       const ctx = { obj, store: this.#store, table: slot.table, clock: this.#clock };
-      const decode = slot.program.decoder(ctx);
+      const decode = batchDecoderOf(slot.program, ctx);
       const sample = slot.program.sampler?.(ctx);
       ring = obj.ring("events");
       obj.attach();
@@ -360,36 +360,29 @@ export class ProgramManager {
 
   #drainSlot(slot: Slot): number {
     const { ring, decode } = slot.running!;
-    const buf = this.#buf, view = this.#view;
-    const debug = isLogEnabled("debug");
-    let events = 0;
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const used = ring.drain(buf);
-      if (used <= 0) break;
-      for (let off = 0; off < used;) {
-        const size = view.getUint32(off, true);
-        try {
-          decode(view, buf, off + 8, size);
-          events++;
-          if (debug) {
-            const slotIndex = slot.table.slot(slot.table.length - 1);
-            log.debug("event", {
-              json: JSON.stringify(slot.program.toJson(slot.table, slotIndex, this.#store)),
-            });
-          }
-        } catch (err) {
-          slot.decodeErrors++;
-          if (slot.decodeErrors <= 10) {
-            log.warn("cannot decode record", { program: slot.program.name, error: String(err) });
-          }
-        }
-        off += 8 + ((size + 7) & ~7);
+    const appended = slot.table.appended;
+    const { events, rejected, error } = decode(ring);
+    if (rejected) {
+      if (slot.decodeErrors < 10) {
+        log.warn("cannot decode records", { program: slot.program.name, rejected, error });
       }
-      if (used < buf.length / 2) break;
+      slot.decodeErrors += rejected;
     }
-    decode.flush?.();
+    if (isLogEnabled("debug")) this.#logEvents(slot, appended);
     slot.events += events;
     return events;
+  }
+
+  /** Logs the rows appended to a slot's table since it had `from` (those still held). */
+  #logEvents(slot: Slot, from: number): void {
+    const table = slot.table;
+    const oldest = table.appended - table.length;
+    for (let seq = Math.max(from, oldest); seq < table.appended; seq++) {
+      const json = JSON.stringify(
+        slot.program.toJson(table, table.slot(seq - oldest), this.#store),
+      );
+      log.debug("event", { json });
+    }
   }
 
   /**

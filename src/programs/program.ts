@@ -10,7 +10,7 @@ import type { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppContext } from "../http/service.ts";
 import type { MetricFamily } from "../metrics/exposition.ts";
 import type { LabelCap } from "../metrics/label_cap.ts";
-import type { BpfObject } from "../ffi/shim.ts";
+import type { BpfObject, RingBuffer } from "../ffi/shim.ts";
 import type { ColumnSpec, EventTable, Store } from "../store/mod.ts";
 import type { SummaryQuery } from "./query.ts";
 
@@ -18,6 +18,8 @@ import type { SummaryQuery } from "./query.ts";
 export interface Clock {
   /** Unix time in ms of a boot-time stamp given as its low and high 32 bits. */
   wallMs(lo: number, hi: number): number;
+  /** Unix time in ms at boot: `wallMs(lo, hi)` is `(hi * 2 ** 32 + lo) / 1e6 + offsetMs`. */
+  readonly offsetMs: number;
 }
 
 /** Appends one decoded record to the store; `offset` is where the record starts in `bytes`. */
@@ -32,6 +34,25 @@ export type RecordDecoder =
     /** Called after every drained batch: work a decoder batches up is finished here. */
     flush?: () => void;
   };
+
+/**
+ * Where a {@linkcode BatchDecoder} takes records from: a mapped ring (records are released as
+ * they are stored) or bytes laid out as {@linkcode RingBuffer.drain} writes them.
+ */
+export type RecordSource = RingBuffer | Uint8Array;
+
+/** What one call of a {@linkcode BatchDecoder} did. */
+export interface BatchResult {
+  /** Events stored. */
+  events: number;
+  /** Records that could not be decoded (counted, not stored). */
+  rejected: number;
+  /** Why the first rejected record was, when there was one. */
+  error?: string;
+}
+
+/** Moves every record `source` holds now into the store. */
+export type BatchDecoder = (source: RecordSource) => BatchResult;
 
 /** The server itself, so programs can leave out its own activity. */
 export interface SelfInfo {
@@ -63,8 +84,13 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
   readonly summarySchema: z.ZodType;
   /** Sets `const volatile` settings and map sizes before load (beyond those the manager sets). */
   configure?(obj: BpfObject, self: SelfInfo): void;
-  /** Binds a decoder to the loaded object's layout (read from its BTF). */
-  decoder(ctx: DecoderContext<S>): RecordDecoder;
+  /**
+   * Binds a decoder of one record at a time to the loaded object's layout (read from its BTF).
+   * A program gives this or {@linkcode Program.batchDecoder}.
+   */
+  decoder?(ctx: DecoderContext<S>): RecordDecoder;
+  /** Binds a decoder of whole batches (the connection program's writes columns in C). */
+  batchDecoder?(ctx: DecoderContext<S>): BatchDecoder;
   /**
    * Binds a function the manager calls about once a second while the program runs (and once as
    * it stops) to read kernel counters into `store.counters(name)`.

@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import type { BpfObject } from "../../ffi/shim.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
-import { BOOT_WALL_MS, clock, withSummaryBase } from "../_testing.ts";
+import { BOOT_WALL_MS, clock, drained, withSummaryBase } from "../_testing.ts";
+import { batchDecoderOf } from "../batch.ts";
 import { encode, openObject, type RawRecord } from "./_testing.ts";
 import { connection } from "./mod.ts";
+import { unpackKey } from "./tally.ts";
 
 const AF_UNIX = 1;
 const AF_INET = 2;
@@ -21,9 +23,8 @@ function decodeOne(
   ctx: { obj: BpfObject; store: Store; table: EventTable<typeof connection.columns> },
   rec: RawRecord,
 ) {
-  const decode = connection.decoder({ ...ctx, clock });
-  const { view, bytes, offset, size } = encode(ctx.obj, rec);
-  decode(view, bytes, offset, size);
+  const decode = batchDecoderOf(connection, { ...ctx, clock });
+  assert.deepEqual(decode(drained(encode(ctx.obj, rec))), { events: 1, rejected: 0 });
   const slot = ctx.table.slot(ctx.table.length - 1);
   return connection.toJson(ctx.table, slot, ctx.store);
 }
@@ -184,8 +185,8 @@ Deno.test("connection keeps a socketless connect with null protocol and type", (
 Deno.test("connection rejects a short record without storing a row", () => {
   const ctx = setup();
   using _obj = ctx.obj;
-  const decode = connection.decoder({ ...ctx, clock });
-  const { view, bytes, offset, size } = encode(ctx.obj, {
+  const decode = batchDecoderOf(connection, { ...ctx, clock });
+  const { bytes, offset, size } = encode(ctx.obj, {
     ...BASE,
     ret: 0,
     family: AF_INET,
@@ -194,9 +195,98 @@ Deno.test("connection rejects a short record without storing a row", () => {
     protocol: IPPROTO_TCP,
     comm: "x",
   });
-  assert.throws(() => decode(view, bytes, offset, size - 1), RangeError);
+  const result = decode(drained({ bytes, offset, size: size - 1 }));
+  assert.equal(result.events, 0);
+  assert.equal(result.rejected, 1);
+  assert.match(result.error ?? "", /shorter than/);
   assert.equal(ctx.table.length, 0);
   assert.equal(ctx.store.size, 0);
+});
+
+Deno.test("connection stores a mixed batch row for row, interning and counting its runs", () => {
+  const ctx = setup();
+  using _obj = ctx.obj;
+  const ip = { ...BASE, family: AF_INET, port: 53, sockType: SOCK_DGRAM, protocol: IPPROTO_UDP };
+  // bursts, interleaved commands, a result changing mid-burst, a unix connect inside a burst
+  // and a short record (rejected, counted)
+  const recs: RawRecord[] = [
+    ...Array.from(
+      { length: 5 },
+      (_, i) => ({ ...ip, pid: 1, ret: 0, comm: "dig", tsNs: BigInt(i) }),
+    ),
+    { ...ip, pid: 2, ret: -111, comm: "curl", tsNs: 5n },
+    { ...ip, pid: 1, ret: 0, comm: "dig", tsNs: 6n },
+    { ...ip, pid: 2, ret: -111, comm: "curl", tsNs: 7n },
+    {
+      ...BASE,
+      pid: 3,
+      ret: 0,
+      family: AF_UNIX,
+      port: 0,
+      sockType: SOCK_STREAM,
+      protocol: 0,
+      comm: "curl",
+      unixPath: path("/run/a.sock"),
+      tsNs: 8n,
+    },
+    { ...ip, pid: 2, ret: -111, comm: "curl", tsNs: 9n },
+    { ...ip, pid: 2, ret: 0, comm: "curl", tsNs: 10n },
+  ];
+  const encoded = recs.map((r) => encode(ctx.obj, r));
+  const short = { ...encoded[0], size: encoded[0].size - 8 };
+  const decode = batchDecoderOf(connection, { ...ctx, clock });
+  const result = decode(drained(...encoded.slice(0, 3), short, ...encoded.slice(3)));
+  assert.equal(result.events, recs.length);
+  assert.equal(result.rejected, 1);
+  assert.equal(ctx.table.length, recs.length);
+  for (let i = 0; i < recs.length; i++) {
+    const json = connection.toJson(ctx.table, ctx.table.slot(i), ctx.store);
+    assert.equal(json.pid, recs[i].pid, `row ${i}`);
+    assert.equal(json.command, recs[i].comm, `row ${i}`);
+    assert.equal(json.ret, recs[i].ret, `row ${i}`);
+    assert.equal(json.unix_path, recs[i].family === AF_UNIX ? "/run/a.sock" : null, `row ${i}`);
+    assert.equal(json.timestamp_ms, BOOT_WALL_MS + i / 1e6, `row ${i}`);
+  }
+  // the counts kept at ingest, as /metrics shows them
+  const counts = new Map<string, number>();
+  for (const [key, n] of ctx.store.tally("connection")) {
+    const { comm, protocol, result } = unpackKey(key);
+    counts.set(`${ctx.store.strings.get(comm)} ${protocol} ${result}`, n);
+  }
+  assert.deepEqual(
+    Object.fromEntries(counts),
+    {
+      "dig UDP ok": 6,
+      "curl UDP ECONNREFUSED": 3,
+      "curl UNIX ok": 1,
+      "curl UDP ok": 1,
+    },
+  );
+  // a second batch adds to the counts, with the command ids of the first
+  decode(drained(encoded[0]));
+  assert.equal(ctx.store.strings.size, 4); // "", dig, curl, /run/a.sock
+  assert.equal([...ctx.store.tally("connection").values()].reduce((a, b) => a + b), 12);
+});
+
+Deno.test("connection decodes a batch longer than one call's rows and runs", () => {
+  const ctx = { ...setup(), store: new Store(50_000) };
+  const table = ctx.store.table("connection", connection.columns);
+  using _obj = ctx.obj;
+  const ip = { ...BASE, family: AF_INET, port: 53, sockType: SOCK_DGRAM, protocol: IPPROTO_UDP };
+  const a = encode(ctx.obj, { ...ip, pid: 1, ret: 0, comm: "a" });
+  const b = encode(ctx.obj, { ...ip, pid: 2, ret: -111, comm: "b" });
+  // 40000 records, every one a run of its own: several calls of the shim's writer
+  const n = 40_000;
+  const records = Array.from({ length: n }, (_, i) => i % 2 ? b : a);
+  const decode = batchDecoderOf(connection, { ...ctx, table, clock });
+  assert.deepEqual(decode(drained(...records)), { events: n, rejected: 0 });
+  assert.equal(table.length, n);
+  for (const i of [0, 1, 4095, 4096, 4097, 16383, 16384, 16385, n - 2, n - 1]) {
+    const json = connection.toJson(table, table.slot(i), ctx.store);
+    assert.equal(json.command, i % 2 ? "b" : "a", `row ${i}`);
+    assert.equal(json.pid, i % 2 ? 2 : 1, `row ${i}`);
+  }
+  assert.deepEqual([...ctx.store.tally("connection").values()], [n / 2, n / 2]);
 });
 
 Deno.test("structLayout reads offsets from BTF and throws a TypeError on a wrong size", () => {

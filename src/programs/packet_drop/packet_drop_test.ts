@@ -129,7 +129,7 @@ function setup(): Ctx {
 
 /** Decodes `rec` into the store and returns the JSON of the stored row. */
 function decodeOne(ctx: Ctx, rec: RawDrop) {
-  const decode = packetDrop.decoder({ ...ctx, clock } as never);
+  const decode = packetDrop.decoder!({ ...ctx, clock } as never);
   const { view, bytes, offset, size } = encode(ctx.obj, rec);
   decode(view, bytes, offset, size);
   const slot = ctx.table.slot(ctx.table.length - 1);
@@ -393,7 +393,7 @@ Deno.test("packet_drop keeps a subsystem drop reason (above 16 bits) as the kern
 Deno.test("packet_drop rejects a short record without storing a row", () => {
   const ctx = setup();
   using _obj = ctx.obj;
-  const decode = packetDrop.decoder({ ...ctx, clock } as never);
+  const decode = packetDrop.decoder!({ ...ctx, clock } as never);
   const { view, bytes, offset, size } = encode(ctx.obj, {
     tsNs: 1n,
     location: 1n,

@@ -150,7 +150,9 @@ function setup(): Ctx {
 
 /** Decodes `rec` into the store and returns the JSON of the stored row. */
 function decodeOne(ctx: Ctx, rec: RawRecord): TcpLifeJson {
-  const decode = tcpLife.decoder({ ...ctx, clock } as Parameters<typeof tcpLife.decoder>[0]);
+  const decode = tcpLife.decoder!(
+    { ...ctx, clock } as Parameters<NonNullable<typeof tcpLife.decoder>>[0],
+  );
   const { view, bytes, offset, size } = encode(ctx.obj, rec);
   decode(view, bytes, offset, size);
   const slot = ctx.table.slot(ctx.table.length - 1);
@@ -514,7 +516,9 @@ Deno.test("tcp_life: a record not in CLOSE (the open snapshot's) is open", () =>
 Deno.test("tcp_life rejects a short record without storing a row", () => {
   const ctx = setup();
   using _obj = ctx.obj;
-  const decode = tcpLife.decoder({ ...ctx, clock } as Parameters<typeof tcpLife.decoder>[0]);
+  const decode = tcpLife.decoder!(
+    { ...ctx, clock } as Parameters<NonNullable<typeof tcpLife.decoder>>[0],
+  );
   const { view, bytes, offset, size } = encode(ctx.obj, BASE);
   assert.throws(() => decode(view, bytes, offset, size - 1), RangeError);
   assert.equal(ctx.table.length, 0);
