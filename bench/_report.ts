@@ -308,7 +308,10 @@ export function report(raw: Raw): string {
     "From `/proc/<pid>/task/*/schedstat` (ns-exact) over the run and until the monitor is idle again; " +
       "`/proc/<pid>/stat` utime+stime (10 ms ticks) in brackets. Includes the drain timer's idle cost; ebpf-server is asked for its counts (which drains its rings) before the window closes. " +
       "The events counted are all the monitor took in (the workload's and other processes'), " +
-      "except for bpftrace (the workload's only: its block-buffered output is counted after it exits).",
+      "except for bpftrace (the workload's only: its block-buffered output is counted after it exits). " +
+      `Every monitor first takes in a warm-up of ${
+        f(raw.warmupConnects ?? NaN, 0)
+      } UDP connects (ebpf-server's default store capacity), so ebpf-server runs with a full, evicting store, as it does on a host after its first minutes; what that warm-up cost is in the next table.`,
   );
   out.push("");
   out.push(
@@ -325,6 +328,41 @@ export function report(raw: Raw): string {
       `| ${workloadName(w.mode, w.target)} | ${cell(c)} | ${cell(b)} | ${cell(s)} | ${
         f((s?.monitorUsPerEvent ?? NaN) / (c?.monitorUsPerEvent ?? NaN))
       }× | ${f((b?.monitorUsPerEvent ?? NaN) / (c?.monitorUsPerEvent ?? NaN))}× |`,
+    );
+  }
+  out.push("");
+  out.push("### Warm-up: filling an empty store (once per start)");
+  out.push("");
+  out.push(
+    "The CPU per event of each monitor's warm-up, from its start to the first full store: " +
+      "ebpf-server pays here for the first touch of its store's memory (about 80 MB for a million " +
+      "events; on this VM a first-touched huge page can cost milliseconds) and for compiling its hot " +
+      "code. Medians over repeats.",
+  );
+  out.push("");
+  out.push("| monitor | connects | events taken in | CPU per event (µs) | / c-ref |");
+  out.push("| --- | --- | --- | --- | --- |");
+  const fillUs = (m: string) => {
+    const list = (raw.fills ?? []).filter((x: Raw) => x.monitor === m);
+    return {
+      n: list.length,
+      connects: median(list.map((x: Raw) => x.connects)),
+      events: median(list.map((x: Raw) => x.events)),
+      us: median(
+        list.map((x: Raw) =>
+          x.cpu.schedNs / 1e3 / (Number.isFinite(x.events) ? x.events : x.connects)
+        ),
+      ),
+    };
+  };
+  const refFill = fillUs("c-ref");
+  for (const m of monitors) {
+    const x = fillUs(m);
+    if (!x.n) continue;
+    out.push(
+      `| ${m} | ${f(x.connects, 0)} | ${Number.isFinite(x.events) ? f(x.events, 0) : "–"} | ${
+        f(x.us, 3)
+      } | ${f(x.us / refFill.us)}× |`,
     );
   }
   out.push("");
