@@ -6,7 +6,8 @@
  */
 
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { getAbsoluteFSPath } from "swagger-ui-dist";
+// the package's main module would load and run the whole Swagger UI bundle in the server
+import getAbsoluteFSPath from "swagger-ui-dist/absolute-path.js";
 
 const ASSETS: Record<string, string> = {
   "swagger-ui.css": "text/css; charset=utf-8",
