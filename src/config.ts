@@ -44,7 +44,7 @@ Flags:
                           least 4096 (default ${DEFAULTS.ringSize}); events that find it full
                           are counted as lost
   --drain-interval MS     the longest an event waits in a ring before it is moved to the
-                          store, 1-10000 ms (default ${DEFAULTS.drainIntervalMs}); a ring a quarter
+                          store, 1-10000 ms (default ${DEFAULTS.drainIntervalMs}); a ring half
                           full is drained at once, queries drain first, and live streams
                           get events within 50 ms; kernel counters are read at drains (at
                           most once a second), so a summary window's start is exact to the

@@ -1,6 +1,6 @@
 /**
  * How events leave the kernel's ring: the BPF side wakes the server only when a ring holds a
- * quarter of its size; fewer events wait for the drain interval or for a query, which drains
+ * half of its size; fewer events wait for the drain interval or for a query, which drains
  * first. The manager runs in this process with the real connection program.
  *
  * @module
@@ -30,10 +30,10 @@ function udpConnects(n: number) {
 }
 
 Deno.test({
-  name: privileged("drain: a quarter-full ring wakes the server; fewer events wait for a query"),
+  name: privileged("drain: a half-full ring wakes the server; fewer events wait for a query"),
   ignore: !canRunPrivileged,
   async fn() {
-    const ringSize = 64 * 1024; // a quarter: 16 KiB, about 160 records of a UDP connect
+    const ringSize = 64 * 1024; // half: 32 KiB, about 315 records of a UDP connect
     const store = new Store(10_000);
     const manager = new ProgramManager([connection], store, {
       ringSize,
@@ -52,18 +52,18 @@ Deno.test({
       manager.drain();
       assert.equal(storedOf(store, few.pid), 5);
 
-      // past a quarter of the ring the BPF side forces a wake-up: the loop drains by itself;
-      // what comes after stays in the ring again (less than a quarter)
+      // past half the ring (during the fourth 100) the BPF side forces a wake-up: the loop
+      // drains by itself; the last 200 stay in the ring again (less than half)
       const many: { pid: number }[] = [];
-      for (let i = 0; i < 3; i++) many.push(await udpConnects(100));
+      for (let i = 0; i < 6; i++) many.push(await udpConnects(100));
       const count = () => many.reduce((sum, child) => sum + storedOf(store, child.pid), 0);
       const woken = await waitFor("the woken drain loop to store the events", () => {
         const n = count();
-        return n >= 100 ? n : undefined;
+        return n >= 300 ? n : undefined;
       }, { timeoutMs: 5000 });
-      assert.ok(woken < 300, `all ${woken} events drained without a query`);
+      assert.ok(woken < 600, `all ${woken} events drained without a query`);
       manager.drain();
-      assert.equal(count(), 300);
+      assert.equal(count(), 600);
       assert.equal(manager.status("connection").lost, 0);
     } finally {
       await manager.close();
