@@ -38,6 +38,7 @@ struct ebpf_ring {
 	size_t producer_len;
 	long page;
 	int fd; /* the ring buffer map: what a waiter watches */
+	uint32_t wake_bytes; /* a waiter's wake-up from it counts when it holds this much */
 };
 
 struct ebpf_waiter {
@@ -549,7 +550,7 @@ struct ebpf_waiter *ebpf_waiter_open(void)
 	w->kickfd = -1;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ev.data.fd = w->kickfd;
+	ev.data.ptr = NULL; /* the kick eventfd; rings have their struct */
 	if (w->epfd < 0 || w->kickfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->kickfd, &ev)) {
 		fail(-errno, "waiter", NULL);
 		ebpf_waiter_close(w);
@@ -558,13 +559,14 @@ struct ebpf_waiter *ebpf_waiter_open(void)
 	return w;
 }
 
-int32_t ebpf_waiter_watch(struct ebpf_waiter *w, struct ebpf_ring *r)
+int32_t ebpf_waiter_watch(struct ebpf_waiter *w, struct ebpf_ring *r, uint32_t wake_bytes)
 {
 	/* Edge-triggered: a ring with data is not "ready" by itself (that would end every wait at
 	 * once); only the wake-up the BPF side forces past its threshold is. */
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = r->fd };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = r };
 
 	call_begin();
+	r->wake_bytes = wake_bytes;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, r->fd, &ev))
 		return fail(-errno, "watch ring", NULL);
 	return 0;
@@ -578,24 +580,46 @@ int32_t ebpf_waiter_unwatch(struct ebpf_waiter *w, struct ebpf_ring *r)
 	return 0;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 int32_t ebpf_waiter_wait(struct ebpf_waiter *w, int32_t timeout_ms)
 {
 	struct epoll_event evs[16];
+	int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	uint64_t kicks;
-	int n, i, rings = 0;
+	int n, i, rings, kicked;
 
-	n = epoll_wait(w->epfd, evs, 16, timeout_ms);
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	for (i = 0; i < n; i++) {
-		if (evs[i].data.fd == w->kickfd) {
-			if (read(w->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
-				return -errno;
-		} else {
-			rings++;
+	for (;;) {
+		n = epoll_wait(w->epfd, evs, 16, timeout_ms);
+		if (n < 0)
+			return errno == EINTR ? 0 : -errno;
+		rings = 0;
+		kicked = 0;
+		for (i = 0; i < n; i++) {
+			struct ebpf_ring *r = evs[i].data.ptr;
+
+			if (!r) {
+				if (read(w->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+					return -errno;
+				kicked = 1;
+			} else if (ebpf_ring_pending(r) >= r->wake_bytes) {
+				rings++;
+			}
+			/* else a stale edge: the BPF side forced wake-ups until the drain that
+			 * followed the last one; waking Deno for it would find the ring drained */
 		}
+		if (n == 0 || rings || kicked)
+			return rings;
+		timeout_ms = (int32_t)(deadline - now_ms());
+		if (timeout_ms <= 0)
+			return 0;
 	}
-	return rings;
 }
 
 void ebpf_waiter_kick(struct ebpf_waiter *w)

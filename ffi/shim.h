@@ -88,7 +88,9 @@ void *ebpf_arena_alloc(uint64_t size);
  * call made off Deno's thread (nonblocking); the others are quick. */
 struct ebpf_waiter;
 struct ebpf_waiter *ebpf_waiter_open(void);
-int32_t ebpf_waiter_watch(struct ebpf_waiter *waiter, struct ebpf_ring *ring);
+/* A wake-up from `ring` counts when it holds at least wake_bytes then (the object's own
+ * `wake_bytes`): the edges the BPF side forces until a drain are not woken for again. */
+int32_t ebpf_waiter_watch(struct ebpf_waiter *waiter, struct ebpf_ring *ring, uint32_t wake_bytes);
 int32_t ebpf_waiter_unwatch(struct ebpf_waiter *waiter, struct ebpf_ring *ring);
 /* Blocks up to timeout_ms; returns how many rings woke it (0: timeout or kick), or -errno. */
 int32_t ebpf_waiter_wait(struct ebpf_waiter *waiter, int32_t timeout_ms);

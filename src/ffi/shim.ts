@@ -264,9 +264,13 @@ export class RingWaiter {
     this.#handle = handle;
   }
 
-  watch(ring: RingBuffer): void {
+  /**
+   * Adds a ring: its wake-ups end a wait when it holds at least `wakeBytes` (its program's
+   * `wake_bytes`), so the ones its BPF side keeps forcing until the drain do not wake again.
+   */
+  watch(ring: RingBuffer, wakeBytes: number): void {
     if (!this.#handle || !ring.handle) return;
-    unwrap(shim().ebpf_waiter_watch(this.#handle, ring.handle), "cannot watch a ring");
+    unwrap(shim().ebpf_waiter_watch(this.#handle, ring.handle, wakeBytes), "cannot watch a ring");
   }
 
   unwatch(ring: RingBuffer): void {

@@ -72,8 +72,8 @@ export const symbols = {
   ebpf_arena_alloc: { parameters: ["u64"], result: "pointer" },
   /** struct ebpf_waiter *ebpf_waiter_open(void) */
   ebpf_waiter_open: { parameters: [], result: "pointer" },
-  /** int32_t ebpf_waiter_watch(struct ebpf_waiter *, struct ebpf_ring *) */
-  ebpf_waiter_watch: { parameters: ["pointer", "pointer"], result: "i32" },
+  /** int32_t ebpf_waiter_watch(struct ebpf_waiter *, struct ebpf_ring *, uint32_t wake_bytes) */
+  ebpf_waiter_watch: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
   /** int32_t ebpf_waiter_unwatch(struct ebpf_waiter *, struct ebpf_ring *) */
   ebpf_waiter_unwatch: { parameters: ["pointer", "pointer"], result: "i32" },
   /** int32_t ebpf_waiter_wait(struct ebpf_waiter *, int32_t timeout_ms): blocks, so off-thread */

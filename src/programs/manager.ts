@@ -132,6 +132,11 @@ export class ProgramManager {
   readonly #store: Store;
   readonly #options: ManagerOptions;
   readonly #clock = new BootClock();
+
+  /** Bytes in a ring that make its BPF side force a wake-up. */
+  get #wakeBytes(): number {
+    return Math.floor(this.#options.ringSize * WAKE_RING_SHARE);
+  }
   /** Set while the drain loop runs. */
   #waiter: RingWaiter | null = null;
   #loop: Promise<void> | null = null;
@@ -189,7 +194,9 @@ export class ProgramManager {
     if (this.#waiter) return;
     const waiter = new RingWaiter();
     this.#waiter = waiter;
-    for (const slot of this.#slots.values()) if (slot.running) waiter.watch(slot.running.ring);
+    for (const slot of this.#slots.values()) {
+      if (slot.running) waiter.watch(slot.running.ring, this.#wakeBytes);
+    }
     const interval = this.#options.drainIntervalMs;
     this.#loop = (async () => {
       while (this.#waiter === waiter) {
@@ -222,7 +229,7 @@ export class ProgramManager {
       obj = new BpfObject(readAsset(`bpf/${name}.bpf.o`), name);
       obj.setMapSize("events", this.#options.ringSize);
       obj.setConstU32("self_tgid", this.#options.selfPid);
-      obj.setConstU32("wake_bytes", Math.floor(this.#options.ringSize * WAKE_RING_SHARE));
+      obj.setConstU32("wake_bytes", this.#wakeBytes);
       slot.program.configure?.(obj, {
         pid: this.#options.selfPid,
         port: this.#options.selfPort ?? 0,
@@ -237,7 +244,7 @@ export class ProgramManager {
       const sample = slot.program.sampler?.(ctx);
       ring = obj.ring("events");
       obj.attach();
-      this.#waiter?.watch(ring);
+      this.#waiter?.watch(ring, this.#wakeBytes);
       slot.running = {
         obj,
         ring,
