@@ -616,6 +616,8 @@ int32_t ebpf_waiter_wait(struct ebpf_waiter *w, int32_t timeout_ms)
 		}
 		if (n == 0 || rings || kicked)
 			return rings;
+		if (timeout_ms < 0)
+			continue; /* no timeout */
 		timeout_ms = (int32_t)(deadline - now_ms());
 		if (timeout_ms <= 0)
 			return 0;

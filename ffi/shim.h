@@ -92,7 +92,8 @@ struct ebpf_waiter *ebpf_waiter_open(void);
  * `wake_bytes`): the edges the BPF side forces until a drain are not woken for again. */
 int32_t ebpf_waiter_watch(struct ebpf_waiter *waiter, struct ebpf_ring *ring, uint32_t wake_bytes);
 int32_t ebpf_waiter_unwatch(struct ebpf_waiter *waiter, struct ebpf_ring *ring);
-/* Blocks up to timeout_ms; returns how many rings woke it (0: timeout or kick), or -errno. */
+/* Blocks up to timeout_ms (-1: until a wake-up or a kick); returns how many rings woke it
+ * (0: timeout or kick), or -errno. */
 int32_t ebpf_waiter_wait(struct ebpf_waiter *waiter, int32_t timeout_ms);
 /* Ends the current (or next) wait at once; safe from any thread. */
 void ebpf_waiter_kick(struct ebpf_waiter *waiter);

@@ -278,7 +278,10 @@ export class RingWaiter {
     unwrap(shim().ebpf_waiter_unwatch(this.#handle, ring.handle), "cannot unwatch a ring");
   }
 
-  /** Resolves with how many rings woke it (0: timeout or kick). One wait at a time. */
+  /**
+   * Resolves with how many rings woke it (0: timeout or kick); `timeoutMs` -1 waits until a
+   * wake-up or a kick. One wait at a time.
+   */
   wait(timeoutMs: number): Promise<number> {
     if (!this.#handle) return Promise.resolve(0);
     if (this.#pending) throw new Error("RingWaiter.wait: a wait is already pending");

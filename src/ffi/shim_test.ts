@@ -28,7 +28,7 @@ Deno.test("hugePageBuffer gives zeroed, writable memory that can back a table", 
   }
 });
 
-Deno.test("RingWaiter: a wait ends at its timeout, at once when kicked, and on close", async () => {
+Deno.test("RingWaiter: a wait ends at its timeout (none with -1), at once when kicked, and on close", async () => {
   const waiter = new RingWaiter();
   let t0 = performance.now();
   assert.equal(await waiter.wait(30), 0);
@@ -39,6 +39,15 @@ Deno.test("RingWaiter: a wait ends at its timeout, at once when kicked, and on c
   waiter.kick();
   assert.equal(await kicked, 0);
   assert.ok(performance.now() - t0 < 5000, "a kick did not end the wait");
+
+  const forever = waiter.wait(-1); // no timeout: only a kick ends it
+  const raced = await Promise.race([
+    forever,
+    new Promise((r) => setTimeout(() => r("timer"), 100)),
+  ]);
+  assert.equal(raced, "timer");
+  waiter.kick();
+  assert.equal(await forever, 0);
 
   const first = waiter.wait(10_000);
   assert.throws(() => waiter.wait(10), /already pending/);

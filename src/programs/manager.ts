@@ -199,16 +199,27 @@ export class ProgramManager {
     }
     const interval = this.#options.drainIntervalMs;
     this.#loop = (async () => {
+      // The wait for a ring's wake-up has no timeout and stays pending across timer drains:
+      // the interval is a timer of Deno's own, which wakes only this thread (a wait that timed
+      // out every second cost a thread hand-off each time, about half of the idle CPU).
+      let woken: Promise<void> | null = null;
       while (this.#waiter === waiter) {
         const timeout = this.#drainListeners.size
           ? Math.min(STREAM_INTERVAL_MS, interval)
           : interval;
-        try {
-          await waiter.wait(timeout);
-        } catch (err) {
-          log.warn("cannot wait for the rings", { error: String(err) });
-          await new Promise((resolve) => setTimeout(resolve, timeout));
-        }
+        woken ??= waiter.wait(-1).then(
+          () => {
+            woken = null;
+          },
+          async (err) => {
+            log.warn("cannot wait for the rings", { error: String(err) });
+            await new Promise((resolve) => setTimeout(resolve, timeout)); // then wait again
+            woken = null;
+          },
+        );
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([woken, new Promise((resolve) => timer = setTimeout(resolve, timeout))]);
+        clearTimeout(timer);
         if (this.#waiter !== waiter) break;
         this.drain();
       }
