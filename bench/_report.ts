@@ -171,8 +171,8 @@ export function report(raw: Raw): string {
       `Source: ${raw.env.source ?? "?"}. ` +
       `Kernel ${raw.env.kernel}, ${raw.env.cpu} (${raw.env.cores} cores), Deno ${raw.env.deno}, ` +
       `${raw.env.bpftrace}, ${raw.env.wrk}. Mode: ${raw.env.mode}, ${raw.env.repeats} repeat(s) ` +
-      `of ${raw.env.durationS} s per workload and monitor, monitors interleaved (order rotated per ` +
-      `repeat); numbers are medians over repeats, ratios are to the C reference of the same run.`,
+      `of ${raw.env.durationS} s per workload and monitor, monitors interleaved and workloads in turn (both orders rotated ` +
+      `per repeat); numbers are medians over repeats, ratios are to the C reference of the same run.`,
   );
   out.push("");
   out.push(

@@ -288,7 +288,11 @@ for (let r = 0; r < REPEATS; r++) {
     }
     await sleep(300);
     const session: Run[] = [];
-    for (const w of workloads) {
+    // Workloads rotate per repeat like the monitors: the first run after the warm-up also
+    // carries what the warm-up left behind (for ebpf-server, V8 collecting garbage after its
+    // store's memory grew), and it should not always be the same workload's.
+    const workloadOrder = workloads.map((_, i) => workloads[(i + r) % workloads.length]);
+    for (const w of workloadOrder) {
       const foreign0 = await foreign();
       const events0 = await monitor.eventsTotal();
       const before = monitor.pid ? cpuSample(monitor.pid) : null;
