@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* The records bpf/connection.bpf.c emits for every completed connect(2).
- * src/programs/connection/ decodes it with offsets read from this object's BTF. */
+ * ffi/columns_connection.c decodes them, compiled from this header too; the server checks
+ * that the struct sizes in the object's BTF are the ones it was built with. */
 #ifndef __CONNECTION_H
 #define __CONNECTION_H
 
