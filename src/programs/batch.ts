@@ -8,6 +8,7 @@
 
 import type {
   BatchDecoder,
+  BatchResult,
   DecoderContext,
   Program,
   RecordDecoder,
@@ -40,10 +41,7 @@ export function batchDecoderOf<S extends ColumnSpec>(
 /** A batch decoder that calls `decode` on every record, counting those it throws on. */
 export function recordBatches(decode: RecordDecoder): BatchDecoder {
   return (source: RecordSource) => {
-    const result: { events: number; rejected: number; error?: string } = {
-      events: 0,
-      rejected: 0,
-    };
+    const result: BatchResult = { events: 0, rejected: 0 };
     const walk = (bytes: Uint8Array, v: DataView, used: number) => {
       for (let off = 0; off + 8 <= used;) {
         const size = v.getUint32(off, true);
