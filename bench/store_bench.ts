@@ -1,6 +1,6 @@
 /**
- * The store alone: appending rows and filling typed-array columns, interning command names,
- * and the time-window binary search. Run: `deno bench --allow-all bench/`.
+ * The store alone: appending rows and filling typed-array columns (or reserving rows in batches,
+ * as a batch decoder does), interning command names, and the time-window binary search. Run: `deno bench --allow-all bench/`.
  *
  * @module
  */
@@ -52,6 +52,25 @@ Deno.bench(`store.append + fill 16 columns, ${ROWS} rows (full: each evicts)`, {
   group: "insert",
 }, () => {
   insert(full.store, full.t, tsFull += ROWS);
+});
+
+// what a batch decoder does instead (the connection program's column writer fills the rows)
+const batched = table(100_000);
+let tsBatched = 0;
+for (let i = 0; i < 101; i++) insert(batched.store, batched.t, tsBatched += ROWS);
+Deno.bench(`store.reserve + commit of ${ROWS} rows (full: evicts ${ROWS} at once)`, {
+  group: "insert",
+}, () => {
+  const t = batched.t as unknown as EventTable;
+  let left = ROWS;
+  while (left > 0) {
+    const rows = batched.store.reserve(t, left);
+    const s = t.tailSlot;
+    for (let i = 0; i < rows; i++) t.cols.ts[s + i] = tsBatched + i;
+    batched.store.commit(t, rows);
+    left -= rows;
+    tsBatched += rows;
+  }
 });
 
 const interner = new Interner();
