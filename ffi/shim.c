@@ -3,6 +3,7 @@
  * them synchronously; ebpf_waiter_wait alone blocks, on a thread of Deno's (nonblocking). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +42,17 @@ struct ebpf_ring {
 	uint32_t wake_bytes; /* a waiter's wake-up from it counts when it holds this much */
 };
 
+#define MAX_WATCHED 64
+
 struct ebpf_waiter {
 	int epfd;
 	int kickfd; /* an eventfd: a write ends a wait at once */
+	/* The rings watched now. The waiting thread reads a woken ring's positions only while it
+	 * holds the lock and finds the ring here, so a ring unwatched (then closed) on Deno's
+	 * thread is never touched after ebpf_waiter_unwatch returns. */
+	pthread_mutex_t lock;
+	struct ebpf_ring *rings[MAX_WATCHED];
+	int nr_rings;
 };
 
 /* The log of the current call: libbpf's messages, then our own. */
@@ -548,6 +557,7 @@ struct ebpf_waiter *ebpf_waiter_open(void)
 		return NULL;
 	}
 	w->kickfd = -1;
+	pthread_mutex_init(&w->lock, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ev.data.ptr = NULL; /* the kick eventfd; rings have their struct */
@@ -565,19 +575,45 @@ int32_t ebpf_waiter_watch(struct ebpf_waiter *w, struct ebpf_ring *r, uint32_t w
 	 * once); only the wake-up the BPF side forces past its threshold is. */
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = r };
 
+	int err = 0;
+
 	call_begin();
-	r->wake_bytes = wake_bytes;
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, r->fd, &ev))
-		return fail(-errno, "watch ring", NULL);
-	return 0;
+	pthread_mutex_lock(&w->lock);
+	if (w->nr_rings == MAX_WATCHED)
+		err = -ENOSPC;
+	else if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, r->fd, &ev))
+		err = -errno;
+	else {
+		r->wake_bytes = wake_bytes;
+		w->rings[w->nr_rings++] = r;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return err ? fail(err, "watch ring", NULL) : 0;
+}
+
+static int watched(struct ebpf_waiter *w, struct ebpf_ring *r)
+{
+	int i;
+
+	for (i = 0; i < w->nr_rings; i++)
+		if (w->rings[i] == r)
+			return i;
+	return -1;
 }
 
 int32_t ebpf_waiter_unwatch(struct ebpf_waiter *w, struct ebpf_ring *r)
 {
+	int err = 0, i;
+
 	call_begin();
+	pthread_mutex_lock(&w->lock);
 	if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, r->fd, NULL))
-		return fail(-errno, "unwatch ring", NULL);
-	return 0;
+		err = -errno;
+	i = watched(w, r);
+	if (i >= 0)
+		w->rings[i] = w->rings[--w->nr_rings];
+	pthread_mutex_unlock(&w->lock);
+	return err ? fail(err, "unwatch ring", NULL) : 0;
 }
 
 static int64_t now_ms(void)
@@ -601,19 +637,24 @@ int32_t ebpf_waiter_wait(struct ebpf_waiter *w, int32_t timeout_ms)
 			return errno == EINTR ? 0 : -errno;
 		rings = 0;
 		kicked = 0;
+		pthread_mutex_lock(&w->lock);
 		for (i = 0; i < n; i++) {
 			struct ebpf_ring *r = evs[i].data.ptr;
 
 			if (!r) {
-				if (read(w->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+				if (read(w->kickfd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN) {
+					pthread_mutex_unlock(&w->lock);
 					return -errno;
+				}
 				kicked = 1;
-			} else if (ebpf_ring_pending(r) >= r->wake_bytes) {
+			} else if (watched(w, r) >= 0 && ebpf_ring_pending(r) >= r->wake_bytes) {
 				rings++;
 			}
-			/* else a stale edge: the BPF side forced wake-ups until the drain that
-			 * followed the last one; waking Deno for it would find the ring drained */
+			/* else unwatched since, or a stale edge: the BPF side forced wake-ups until
+			 * the drain that followed the last one; waking Deno for it would find the
+			 * ring drained */
 		}
+		pthread_mutex_unlock(&w->lock);
 		if (n == 0 || rings || kicked)
 			return rings;
 		if (timeout_ms < 0)
@@ -641,6 +682,7 @@ void ebpf_waiter_close(struct ebpf_waiter *w)
 		close(w->epfd);
 	if (w->kickfd >= 0)
 		close(w->kickfd);
+	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
 

@@ -89,7 +89,8 @@ void *ebpf_arena_alloc(uint64_t size);
 struct ebpf_waiter;
 struct ebpf_waiter *ebpf_waiter_open(void);
 /* A wake-up from `ring` counts when it holds at least wake_bytes then (the object's own
- * `wake_bytes`): the edges the BPF side forces until a drain are not woken for again. */
+ * `wake_bytes`): the edges the BPF side forces until a drain are not woken for again. At most
+ * 64 rings; unwatch a ring before closing it (after unwatch the waiting thread never reads it). */
 int32_t ebpf_waiter_watch(struct ebpf_waiter *waiter, struct ebpf_ring *ring, uint32_t wake_bytes);
 int32_t ebpf_waiter_unwatch(struct ebpf_waiter *waiter, struct ebpf_ring *ring);
 /* Blocks up to timeout_ms (-1: until a wake-up or a kick); returns how many rings woke it
