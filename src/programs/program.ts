@@ -89,7 +89,7 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
    * A program gives this or {@linkcode Program.batchDecoder}.
    */
   decoder?(ctx: DecoderContext<S>): RecordDecoder;
-  /** Binds a decoder of whole batches (the connection program's writes columns in C). */
+  /** Binds a decoder of whole batches (connection's has the shim write the columns in C). */
   batchDecoder?(ctx: DecoderContext<S>): BatchDecoder;
   /**
    * Binds a function the manager calls about once a second while the program runs (and once as

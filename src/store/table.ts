@@ -154,9 +154,9 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
    */
   room(want: number): number {
     if (this.#length === this.#size && this.#size < this.maxRows) this.#resize(this.maxRows);
-    const tail = this.slot(this.#length);
+    // at full size every slot counts: the store evicts the rows in the way
     const free = this.#size < this.maxRows ? this.#size - this.#length : this.#size;
-    return Math.max(0, Math.min(want, this.#size - tail, free));
+    return Math.max(0, Math.min(want, this.#size - this.tailSlot, free));
   }
 
   /** The slot the next appended row goes to. */
@@ -182,11 +182,7 @@ export class EventTable<S extends ColumnSpec = ColumnSpec> {
 
   /** Drops the oldest row (and counts it). */
   evictOldest(): void {
-    if (this.#length === 0) return;
-    this.lastEvictedTs = this.cols.ts[this.#head];
-    this.evicted++;
-    this.#head = this.#head + 1 === this.#size ? 0 : this.#head + 1;
-    this.#length--;
+    this.evictOldestMany(1);
   }
 
   /** Drops the `n` oldest rows at once (and counts them). */
