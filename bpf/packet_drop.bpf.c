@@ -129,11 +129,16 @@ int packet_drop(struct trace_event_raw_kfree_skb *ctx)
 	struct packet_drop_event *e;
 	struct net_device *dev;
 	struct sock *sk = NULL;
-	__u32 reason = ctx->reason;
+	__u32 reason = DROP_REASON_UNKNOWN;
 	__u64 location = (__u64)ctx->location;
 
-	if (reason == reason_not_dropped || reason == reason_consumed)
-		return 0;
+	/* The field (and the tracepoint's calls for packets that were not dropped) came with
+	 * drop reasons; before, kfree_skb was only called for drops and consume_skb otherwise. */
+	if (bpf_core_field_exists(ctx->reason)) {
+		reason = ctx->reason;
+		if (reason == reason_not_dropped || reason == reason_consumed)
+			return 0;
+	}
 	count_drop(reason, location);
 
 	if (bpf_core_field_exists(ctx->rx_sk))

@@ -9,7 +9,7 @@ struct packet_drop_event {
 	__u64 ts_ns;           /* CLOCK_BOOTTIME of the drop */
 	__u64 location;        /* kernel address that dropped it */
 	__u64 owner_cgroup_id; /* cgroup of the socket's owner, if known */
-	__u32 reason;          /* enum skb_drop_reason of the running kernel */
+	__u32 reason;          /* enum skb_drop_reason of the running kernel, or DROP_REASON_UNKNOWN */
 	__u32 pid;             /* task in whose context the drop happened (0: idle/softirq) */
 	__u32 owner_pid;       /* process that owns the packet's socket, 0 if unknown */
 	__u32 len;             /* skb->len */
@@ -30,6 +30,9 @@ struct packet_drop_event {
 	char owner_comm[16];
 	char ifname[16];
 };
+
+/* The reason of a drop on a kernel whose skb:kfree_skb has no `reason` field. */
+#define DROP_REASON_UNKNOWN 0xffffffffu
 
 /* Key of the drop_counts map: drops counted in the kernel, exact when the ring overflows. */
 struct drop_key {

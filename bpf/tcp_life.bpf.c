@@ -241,7 +241,11 @@ int tcp_life_destroy(struct trace_event_raw_tcp_event_sk *ctx)
 		__builtin_memcpy(e->saddr, l->saddr, 16);
 		__builtin_memcpy(e->daddr, l->daddr, 16);
 	} else {
-		e->family = ctx->family;
+		/* tcp:tcp_destroy_sock gained `family` after 5.10; the socket always has it */
+		if (bpf_core_field_exists(ctx->family))
+			e->family = ctx->family;
+		else
+			e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 		e->sport = ctx->sport;
 		e->dport = ctx->dport;
 		if (e->family == AF_INET) {
@@ -334,10 +338,28 @@ static __always_inline void count_reset(const void *skaddr, int sent)
 		l->resets_received++;
 }
 
+/* tcp:tcp_send_reset has a context of its own since 6.10 (it may have no socket); before,
+ * it used the tcp_event_sk_skb class, which newer kernels no longer have (so it is not in
+ * this build's vmlinux.h). Both have skaddr: the running kernel's BTF picks the layout. */
+struct trace_event_raw_tcp_event_sk_skb___old {
+	struct trace_entry ent;
+	const void *skbaddr;
+	const void *skaddr;
+} __attribute__((preserve_access_index));
+
 SEC("tracepoint/tcp/tcp_send_reset")
-int tcp_life_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
+int tcp_life_send_reset(void *ctx)
 {
-	count_reset(ctx->skaddr, 1);
+	const void *skaddr = NULL;
+
+	/* Read, not dereferenced: a direct ctx access in each branch compiles to one load from
+	 * a computed offset, which the verifier refuses ("dereference of modified ctx ptr"). */
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset))
+		BPF_CORE_READ_INTO(&skaddr, (struct trace_event_raw_tcp_send_reset *)ctx, skaddr);
+	else
+		BPF_CORE_READ_INTO(&skaddr, (struct trace_event_raw_tcp_event_sk_skb___old *)ctx,
+				   skaddr);
+	count_reset(skaddr, 1);
 	return 0;
 }
 

@@ -208,31 +208,52 @@ void ebpf_obj_detach(struct ebpf_obj *o)
 		bpf_link__destroy(o->links[--o->nr_links]);
 }
 
-int32_t ebpf_obj_attach(struct ebpf_obj *o)
+int32_t ebpf_obj_programs(struct ebpf_obj *o, char *buf, uint32_t cap)
+{
+	struct bpf_program *p;
+	size_t used = 0;
+
+	call_begin();
+	bpf_object__for_each_program(p, o->obj) {
+		int n = snprintf(used < cap ? buf + used : NULL, used < cap ? cap - used : 0,
+				 "%s\t%s\n", bpf_program__name(p), bpf_program__section_name(p));
+
+		if (n > 0)
+			used += n;
+	}
+	return (int32_t)used;
+}
+
+int32_t ebpf_obj_set_autoload(struct ebpf_obj *o, const char *prog, int32_t on)
 {
 	struct bpf_program *p;
 	int err;
 
 	call_begin();
-	if (o->nr_links)
-		return fail(-EALREADY, "attach", bpf_object__name(o->obj));
-	bpf_object__for_each_program(p, o->obj) {
-		struct bpf_link *link;
+	p = bpf_object__find_program_by_name(o->obj, prog);
+	if (!p)
+		return fail(-ENOENT, "no program", prog);
+	err = bpf_program__set_autoload(p, on != 0);
+	return err ? fail(err, "set autoload of", prog) : 0;
+}
 
-		if (!strncmp(bpf_program__section_name(p), "iter/", 5))
-			continue; /* run on demand by ebpf_obj_iter_read */
-		if (o->nr_links == MAX_LINKS) {
-			ebpf_obj_detach(o);
-			return fail(-E2BIG, "attach: too many programs in", bpf_object__name(o->obj));
-		}
-		link = bpf_program__attach(p);
-		err = libbpf_get_error(link);
-		if (err) {
-			ebpf_obj_detach(o);
-			return fail(err, "attach", bpf_program__name(p));
-		}
-		o->links[o->nr_links++] = link;
-	}
+int32_t ebpf_obj_attach_prog(struct ebpf_obj *o, const char *prog)
+{
+	struct bpf_program *p;
+	struct bpf_link *link;
+	int err;
+
+	call_begin();
+	p = bpf_object__find_program_by_name(o->obj, prog);
+	if (!p)
+		return fail(-ENOENT, "no program", prog);
+	if (o->nr_links == MAX_LINKS)
+		return fail(-E2BIG, "attach: too many programs in", bpf_object__name(o->obj));
+	link = bpf_program__attach(p);
+	err = libbpf_get_error(link);
+	if (err)
+		return fail(err, "attach", prog);
+	o->links[o->nr_links++] = link;
 	return 0;
 }
 
@@ -686,22 +707,108 @@ void ebpf_waiter_close(struct ebpf_waiter *w)
 	free(w);
 }
 
+/* The running kernel's BTF, read once (it does not change while the kernel runs). */
+static struct btf *vmlinux_btf;
+static pthread_mutex_t vmlinux_btf_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct btf *kernel_btf(int *err)
+{
+	pthread_mutex_lock(&vmlinux_btf_lock);
+	if (!vmlinux_btf) {
+		struct btf *btf = btf__load_vmlinux_btf();
+
+		*err = (int)libbpf_get_error(btf);
+		if (!*err)
+			vmlinux_btf = btf;
+	}
+	pthread_mutex_unlock(&vmlinux_btf_lock);
+	return vmlinux_btf;
+}
+
+/* Whether struct or union t (or an anonymous struct or union inside it) has member. */
+static int has_member(const struct btf *btf, const struct btf_type *t, const char *member,
+		      int depth)
+{
+	const struct btf_member *m = btf_members(t);
+	int i;
+
+	for (i = 0; i < btf_vlen(t); i++, m++) {
+		const char *n = btf__name_by_offset(btf, m->name_off);
+
+		if (n && *n) {
+			if (!strcmp(n, member))
+				return 1;
+		} else if (depth < 4) {
+			const struct btf_type *inner = btf__type_by_id(btf, m->type);
+
+			while (inner && (btf_is_mod(inner) || btf_is_typedef(inner)))
+				inner = btf__type_by_id(btf, inner->type);
+			if (inner && btf_is_composite(inner) && has_member(btf, inner, member, depth + 1))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int32_t ebpf_kernel_btf_has(const char *type, const char *member)
+{
+	static const struct { const char *prefix; int kind; } kinds[] = {
+		{ "struct ", BTF_KIND_STRUCT }, { "union ", BTF_KIND_UNION },
+		{ "enum ", BTF_KIND_ENUM },     { "typedef ", BTF_KIND_TYPEDEF },
+	};
+	const struct btf_type *t;
+	struct btf *btf;
+	int err = 0, kind = -1, id;
+	size_t i;
+
+	call_begin();
+	btf = kernel_btf(&err);
+	if (!btf)
+		return fail(err, "read kernel BTF", NULL);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t l = strlen(kinds[i].prefix);
+
+		if (!strncmp(type, kinds[i].prefix, l)) {
+			kind = kinds[i].kind;
+			type += l;
+			break;
+		}
+	}
+	if (kind < 0)
+		return fail(-EINVAL, "say struct, union, enum or typedef:", type);
+	id = btf__find_by_name_kind(btf, type, kind);
+	if (id < 0 && kind == BTF_KIND_ENUM)
+		id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM64);
+	if (id < 0)
+		return 0;
+	if (!member || !*member)
+		return 1;
+	t = btf__type_by_id(btf, id);
+	if (btf_is_composite(t))
+		return has_member(btf, t, member, 0);
+	for (i = 0; btf_is_enum(t) && i < btf_vlen(t); i++)
+		if (!strcmp(btf__name_by_offset(btf, btf_enum(t)[i].name_off), member))
+			return 1;
+	for (i = 0; btf_is_enum64(t) && i < btf_vlen(t); i++)
+		if (!strcmp(btf__name_by_offset(btf, btf_enum64(t)[i].name_off), member))
+			return 1;
+	return 0;
+}
+
 int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap)
 {
 	struct btf *btf;
 	const struct btf_type *t;
 	size_t used = 0;
-	int id, i;
+	int err = 0, id, i;
 
 	call_begin();
-	btf = btf__load_vmlinux_btf();
-	if (libbpf_get_error(btf))
-		return fail((int)libbpf_get_error(btf), "read kernel BTF", NULL);
+	btf = kernel_btf(&err);
+	if (!btf)
+		return fail(err, "read kernel BTF", NULL);
 	id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
-	if (id < 0) {
-		btf__free(btf);
+	if (id < 0)
 		return fail(-ENOENT, "no enum in kernel BTF:", name);
-	}
 	t = btf__type_by_id(btf, id);
 	for (i = 0; i < btf_vlen(t); i++) {
 		const struct btf_enum *e = btf_enum(t) + i;
@@ -712,7 +819,6 @@ int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap)
 
 		used += n;
 	}
-	btf__free(btf);
 	return (int32_t)used;
 }
 

@@ -20,10 +20,15 @@ int32_t ebpf_obj_set_map_size(struct ebpf_obj *obj, const char *map, uint32_t ma
 /* Before load: set a `const volatile` global of the object. */
 int32_t ebpf_obj_set_const(struct ebpf_obj *obj, const char *name, const void *value,
 			   uint32_t size);
+/* The object's programs as "name\tsection\n" lines into buf (e.g. "tcp_life_state\t
+ * tracepoint/sock/inet_sock_set_state"). Returns the full length needed. */
+int32_t ebpf_obj_programs(struct ebpf_obj *obj, char *buf, uint32_t cap);
+/* Before load: whether program `prog` is loaded (a hook this kernel lacks is left out). */
+int32_t ebpf_obj_set_autoload(struct ebpf_obj *obj, const char *prog, int32_t on);
 int32_t ebpf_obj_load(struct ebpf_obj *obj);
-/* Attaches every program of the object but iterators (see ebpf_obj_iter_read); on failure
- * nothing stays attached. */
-int32_t ebpf_obj_attach(struct ebpf_obj *obj);
+/* After load: attaches program `prog` (its link lives until ebpf_obj_detach or close). */
+int32_t ebpf_obj_attach_prog(struct ebpf_obj *obj, const char *prog);
+/* Destroys every link the object's programs were attached with. */
 void ebpf_obj_detach(struct ebpf_obj *obj);
 void ebpf_obj_close(struct ebpf_obj *obj);
 
@@ -100,6 +105,10 @@ int32_t ebpf_waiter_wait(struct ebpf_waiter *waiter, int32_t timeout_ms);
 void ebpf_waiter_kick(struct ebpf_waiter *waiter);
 void ebpf_waiter_close(struct ebpf_waiter *waiter);
 
+/* Whether the running kernel's BTF has `type` ("struct x", "union x", "enum x", "typedef x"),
+ * and, when member is not empty, that member (of a struct or union, anonymous ones inside it
+ * included) or enumerator: 1 or 0, or a negative errno when the BTF cannot be read. */
+int32_t ebpf_kernel_btf_has(const char *type, const char *member);
 /* The running kernel's enum `name` from its BTF, as "NAME=value\n" lines into buf.
  * Returns the full length needed, or a negative errno. */
 int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap);

@@ -7,6 +7,7 @@
 import { ConfigError, HELP, parseConfig } from "./config.ts";
 import { hugePageBuffer } from "./ffi/shim.ts";
 import { createApp } from "./http/app.ts";
+import { kernelInfo } from "./kernel/release.ts";
 import { log, type LogLevel, setLogLevel } from "./log.ts";
 import { ProgramManager } from "./programs/manager.ts";
 import { programs } from "./programs/mod.ts";
@@ -18,6 +19,23 @@ export const VERSION = "0.1.0";
 function fail(message: string, code: number): number {
   console.error(`ebpf-server: ${message}`);
   return code;
+}
+
+/** One line at start-up: the kernel, and per program what it runs without on it. */
+function logCapabilities(manager: ProgramManager, names: string[]): void {
+  const kernel = kernelInfo();
+  const fields: Record<string, string> = { release: kernel.release, btf: kernel.btf ?? "none" };
+  for (const name of names) {
+    const caps = manager.capabilities(name);
+    const parts: string[] = [caps.state];
+    const fallbacks = caps.features.filter((f) => !f.available).map((f) => f.name);
+    const leftOut = caps.hooks.filter((h) => h.optional && !h.attached).map((h) => h.program);
+    if (caps.unknown_fields.length) parts.push(`unknown fields: ${caps.unknown_fields.join(",")}`);
+    if (fallbacks.length) parts.push(`fallbacks: ${fallbacks.join(",")}`);
+    if (leftOut.length) parts.push(`hooks left out: ${leftOut.join(",")}`);
+    fields[name] = parts.join("; ");
+  }
+  log.info("kernel capabilities (GET /api/capabilities)", fields);
 }
 
 /**
@@ -101,6 +119,7 @@ export async function main(
     await server.shutdown();
     return fail(`no BPF program could be loaded (${errors.join("; ")})`, 1);
   }
+  logCapabilities(manager, [...programs.keys()]);
   manager.startDraining();
 
   let stopping = false;

@@ -15,12 +15,15 @@ const decoder = new TextDecoder();
 
 /** A failed shim call: `message` says what failed, `log` holds libbpf's and the verifier's text. */
 export class ShimError extends Error {
+  /** What failed, without the log. */
+  readonly what: string;
   readonly code: number;
   readonly log: string;
 
   constructor(message: string, code: number, log: string) {
     super(log ? `${message}: ${lastLine(log)}` : message);
     this.name = "ShimError";
+    this.what = message;
     this.code = code;
     this.log = log;
   }
@@ -104,14 +107,42 @@ export class BpfObject {
     );
   }
 
+  /** The object's BPF programs: name and ELF section (`tracepoint/skb/kfree_skb`, `iter/tcp`). */
+  programs(): { name: string; section: string }[] {
+    const lib = shim();
+    let buf = new Uint8Array(4096);
+    let len = unwrap(lib.ebpf_obj_programs(this.#h, buf, buf.length), `cannot list programs`);
+    if (len >= buf.length) {
+      buf = new Uint8Array(len + 1);
+      len = unwrap(lib.ebpf_obj_programs(this.#h, buf, buf.length), `cannot list programs`);
+    }
+    return decoder.decode(buf.subarray(0, len)).split("\n").filter((l) => l).map((line) => {
+      const [name, section] = line.split("\t");
+      return { name, section };
+    });
+  }
+
+  /** Before load: leaves program `prog` out of the load (a hook this kernel does not have). */
+  setAutoload(prog: string, on: boolean): void {
+    unwrap(
+      shim().ebpf_obj_set_autoload(this.#h, cstr(prog), on ? 1 : 0),
+      `cannot set autoload of ${prog} in ${this.name}`,
+    );
+  }
+
   /** Loads every program and map into the kernel (runs the verifier). */
   load(): void {
     unwrap(shim().ebpf_obj_load(this.#h), `cannot load ${this.name}`);
   }
 
-  /** Attaches every program; on failure none stays attached. */
-  attach(): void {
-    unwrap(shim().ebpf_obj_attach(this.#h), `cannot attach ${this.name}`);
+  /** Attaches one loaded program; its link lives until {@linkcode detach} or close. */
+  attachProgram(prog: string): void {
+    unwrap(shim().ebpf_obj_attach_prog(this.#h, cstr(prog)), `cannot attach ${prog}`);
+  }
+
+  /** Detaches every attached program (the object stays loaded). */
+  detach(): void {
+    shim().ebpf_obj_detach(this.#h);
   }
 
   /** Byte offset and size of `type.member` from the object's BTF. */
@@ -331,7 +362,22 @@ export function closeFd(fd: number): void {
   shim().ebpf_fd_close(fd);
 }
 
-/** The running kernel's enum `name` from its BTF, as value -> name. */
+/**
+ * Whether the running kernel's BTF has `type` (`"struct sk_buff"`, `"enum skb_drop_reason"`,
+ * `"union x"`, `"typedef x"`) and, when given, its `member` (or enumerator). This is how the
+ * server probes for a kernel feature: never by version number.
+ *
+ * @example kernelBtfHas("struct trace_event_raw_kfree_skb", "reason") // false before 5.17
+ */
+export function kernelBtfHas(type: string, member = ""): boolean {
+  const found = unwrap(
+    shim().ebpf_kernel_btf_has(cstr(type), cstr(member)),
+    `cannot look up ${type} in the kernel's BTF`,
+  );
+  return found === 1;
+}
+
+/** The running kernel's enum `name` from its BTF, as value -> name (throws when it has none). */
 export function kernelEnum(name: string): Map<number, string> {
   const lib = shim();
   let buf = new Uint8Array(16 * 1024);

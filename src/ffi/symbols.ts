@@ -14,10 +14,14 @@ export const symbols = {
   ebpf_obj_set_map_size: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   /** int32_t ebpf_obj_set_const(struct ebpf_obj *, const char *name, const void *value, uint32_t size) */
   ebpf_obj_set_const: { parameters: ["pointer", "buffer", "buffer", "u32"], result: "i32" },
+  /** int32_t ebpf_obj_programs(struct ebpf_obj *, char *buf, uint32_t cap) */
+  ebpf_obj_programs: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  /** int32_t ebpf_obj_set_autoload(struct ebpf_obj *, const char *prog, int32_t on) */
+  ebpf_obj_set_autoload: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   /** int32_t ebpf_obj_load(struct ebpf_obj *) */
   ebpf_obj_load: { parameters: ["pointer"], result: "i32" },
-  /** int32_t ebpf_obj_attach(struct ebpf_obj *) */
-  ebpf_obj_attach: { parameters: ["pointer"], result: "i32" },
+  /** int32_t ebpf_obj_attach_prog(struct ebpf_obj *, const char *prog) */
+  ebpf_obj_attach_prog: { parameters: ["pointer", "buffer"], result: "i32" },
   /** void ebpf_obj_detach(struct ebpf_obj *) */
   ebpf_obj_detach: { parameters: ["pointer"], result: "void" },
   /** void ebpf_obj_close(struct ebpf_obj *) */
@@ -82,6 +86,8 @@ export const symbols = {
   ebpf_waiter_kick: { parameters: ["pointer"], result: "void" },
   /** void ebpf_waiter_close(struct ebpf_waiter *) */
   ebpf_waiter_close: { parameters: ["pointer"], result: "void" },
+  /** int32_t ebpf_kernel_btf_has(const char *type, const char *member) */
+  ebpf_kernel_btf_has: { parameters: ["buffer", "buffer"], result: "i32" },
   /** int32_t ebpf_kernel_enum(const char *name, char *buf, uint32_t cap) */
   ebpf_kernel_enum: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
   /** int32_t ebpf_tracefs_ensure(void) */

@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { log } from "../log.ts";
 import { docsRoutes } from "./docs.ts";
 import { validationHook } from "./errors.ts";
+import { capabilitiesRoutes } from "./routes_capabilities.ts";
 import { compatRoutes } from "./routes_compat.ts";
 import { coreRoutes } from "./routes_core.ts";
 import { liveRoutes } from "./routes_live.ts";
@@ -22,6 +23,7 @@ export type { AppContext } from "./service.ts";
 export function createApp(ctx: AppContext): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   coreRoutes(app, ctx);
+  capabilitiesRoutes(app, ctx);
   programRoutes(app, ctx);
   compatRoutes(app, ctx);
   liveRoutes(app, ctx);

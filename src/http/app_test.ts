@@ -211,6 +211,7 @@ Deno.test("GET /health shows the server, programs and store", async () => {
     description: connection.description,
     state: "stopped",
     error: null,
+    error_log: null,
     events: 0,
     lost: 0,
     evicted: 0,
@@ -218,6 +219,9 @@ Deno.test("GET /health shows the server, programs and store", async () => {
     decode_errors: 0,
     started_at: null,
   });
+  // nothing started: no hook was left out, and only features probed at a start are counted
+  assert.equal(body.kernel.release, Deno.osRelease());
+  assert.deepEqual(body.kernel.hooks_left_out, []);
 });
 
 Deno.test("GET /api/programs lists every program", async () => {

@@ -5,7 +5,9 @@
  */
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { kernelInfo } from "../kernel/release.ts";
 import { errorContent } from "./errors.ts";
+import { KernelInfo } from "./routes_capabilities.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
 import { type AppContext, listEvents } from "./service.ts";
 
@@ -13,7 +15,13 @@ const ProgramStatus = z.object({
   name: z.string(),
   description: z.string(),
   state: z.enum(["running", "stopped", "failed"]),
-  error: z.string().nullable().openapi({ description: "why it failed, or null" }),
+  error: z.string().nullable().openapi({
+    description:
+      "why it failed (the lines of libbpf's and the verifier's log that say why), or null",
+  }),
+  error_log: z.string().nullable().openapi({
+    description: "the end of libbpf's log of the failed start (8 KiB at most), or null",
+  }),
   events: z.number().int().openapi({ description: "events decoded since the server started" }),
   lost: z.number().int().openapi({
     description:
@@ -36,6 +44,15 @@ const Health = z.object({
     size: z.number().int(),
     evicted: z.number().int(),
   }),
+  kernel: KernelInfo.extend({
+    unknown_fields: z.record(z.string(), z.array(z.string())).openapi({
+      description:
+        "per program, the event fields this kernel cannot give (null in events); see /api/capabilities",
+    }),
+    hooks_left_out: z.array(z.string()).openapi({
+      description: "optional hooks (program/hook) this kernel lacks or refused",
+    }),
+  }),
 }).openapi("Health");
 
 const ProgramName = z.object({
@@ -44,6 +61,7 @@ const ProgramName = z.object({
 
 export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
   const { manager, store, programs } = ctx;
+  const kernel = kernelInfo();
 
   app.openapi(
     createRoute({
@@ -62,6 +80,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
         uptime_seconds: (Date.now() - ctx.startedAt) / 1000,
         programs: list,
         store: { capacity: store.capacity, size: store.size, evicted: store.evicted() },
+        kernel: { ...kernel, ...manager.kernelShort() },
       }, 200);
     },
   );

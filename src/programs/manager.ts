@@ -13,10 +13,20 @@ import {
   ensureTracefs,
   type RingBuffer,
   RingWaiter,
+  ShimError,
 } from "../ffi/shim.ts";
 import { isLogEnabled, log } from "../log.ts";
 import type { EventTable, Store } from "../store/mod.ts";
 import { batchDecoderOf } from "./batch.ts";
+import {
+  explainLog,
+  failedProgramOf,
+  type FeatureStatus,
+  type HookStatus,
+  probeFeatures,
+  tracepointExists,
+  tracepointOf,
+} from "./capabilities.ts";
 import type { BatchDecoder, Clock, Program } from "./program.ts";
 
 export type ProgramState = "running" | "stopped" | "failed";
@@ -26,8 +36,10 @@ export interface ProgramStatus {
   name: string;
   description: string;
   state: ProgramState;
-  /** Why it failed (with libbpf's log), or null. */
+  /** Why it failed (the lines of libbpf's and the verifier's log that say why), or null. */
   error: string | null;
+  /** The end of libbpf's log of the failed start (at most {@linkcode ERROR_LOG_CHARS}), or null. */
+  error_log: string | null;
   /** Events decoded into the store since the server started. */
   events: number;
   /** Events the kernel could not hand over (ring buffer full), since the server started. */
@@ -59,6 +71,8 @@ export interface ManagerOptions {
 interface Running {
   obj: BpfObject;
   ring: RingBuffer;
+  /** Event fields this kernel cannot give it (answer null). */
+  unknownFields: ReadonlySet<string>;
   decode: BatchDecoder;
   sample?: (now: number) => void;
   /** The kernel's lost counter at the last sample. */
@@ -68,9 +82,21 @@ interface Running {
   lostReadAt: number;
 }
 
+/** What `/api/capabilities` shows of a program. */
+export interface ProgramCapabilities {
+  name: string;
+  state: ProgramState;
+  hooks: HookStatus[];
+  features: FeatureStatus[];
+  /** Event fields this kernel cannot give it (null in its events). */
+  unknown_fields: string[];
+}
+
 /** Maps that every object declaring them shares (bpf/include/sock_owner.h). */
 const SHARED_MAPS = ["sock_owner"];
 const SAMPLE_INTERVAL_MS = 1000;
+/** How much of libbpf's log of a failed start a status shows (the verifier's can be huge). */
+const ERROR_LOG_CHARS = 8192;
 /** A kernel lost counter read this recently (ms) is not read again for a status. */
 const LOST_FRESH_MS = 10;
 
@@ -85,6 +111,10 @@ interface Slot {
   lostBefore: number;
   decodeErrors: number;
   startedAt: number | null;
+  /** Its hooks as the last start left them, or null before the first. */
+  hooks: HookStatus[] | null;
+  /** Its kernel features, probed at its first start. */
+  features: FeatureStatus[] | null;
 }
 
 /**
@@ -163,6 +193,8 @@ export class ProgramManager {
         lostBefore: 0,
         decodeErrors: 0,
         startedAt: null,
+        hooks: null,
+        features: null,
       });
     }
   }
@@ -176,6 +208,71 @@ export class ProgramManager {
   /** The loaded object of a running program (for on-demand reads such as iterators), or null. */
   object(name: string): BpfObject | null {
     return this.#slot(name).running?.obj ?? null;
+  }
+
+  /** Event fields the kernel cannot give a running program (none when it is not running). */
+  unknownFields(name: string): ReadonlySet<string> {
+    return this.#slot(name).running?.unknownFields ?? new Set();
+  }
+
+  /**
+   * What a program does on this kernel: each hook attached or not (and why), each kernel
+   * feature probed and the way chosen, and the fields the kernel cannot give. Before its first
+   * start, the hooks are read from its object (nothing is loaded).
+   */
+  capabilities(name: string): ProgramCapabilities {
+    const slot = this.#slot(name);
+    const features = this.#features(slot);
+    let hooks = slot.hooks;
+    if (!hooks) {
+      const obj = new BpfObject(readAsset(`bpf/${name}.bpf.o`), name);
+      try {
+        const optional = slot.program.optionalHooks ?? {};
+        hooks = obj.programs().map(({ name: program, section }) => ({
+          program,
+          attach: section,
+          optional: Object.hasOwn(optional, program),
+          attached: false,
+          reason: `${name} has not been started`,
+          fields_unknown: [...(optional[program] ?? [])],
+        }));
+      } finally {
+        obj.close();
+      }
+    } else if (!slot.running) {
+      hooks = hooks.map((h) => ({
+        ...h,
+        attached: false,
+        reason: h.reason ?? `${name} is ${slot.state}`,
+      }));
+    }
+    const unknown = new Set(features.flatMap((f) => f.fields_unknown));
+    if (slot.running) { for (const field of slot.running.unknownFields) unknown.add(field); }
+    return {
+      name,
+      state: slot.state,
+      hooks,
+      features,
+      unknown_fields: [...unknown].sort(),
+    };
+  }
+
+  /**
+   * In short, for `/health` (no object is opened): per program, the fields this kernel cannot
+   * give and the hooks the last start left out.
+   */
+  kernelShort(): { unknown_fields: Record<string, string[]>; hooks_left_out: string[] } {
+    const unknown: Record<string, string[]> = {};
+    const leftOut: string[] = [];
+    for (const [name, slot] of this.#slots) {
+      const fields = new Set(slot.features?.flatMap((f) => f.fields_unknown) ?? []);
+      for (const field of slot.running?.unknownFields ?? []) fields.add(field);
+      if (fields.size) unknown[name] = [...fields].sort();
+      for (const hook of slot.hooks ?? []) {
+        if (hook.optional && !hook.attached) leftOut.push(`${name}/${hook.program}`);
+      }
+    }
+    return { unknown_fields: unknown, hooks_left_out: leftOut };
   }
 
   /** Whether a program of that name exists. */
@@ -227,8 +324,10 @@ export class ProgramManager {
   }
 
   /**
-   * Loads and attaches a program; a no-op when it runs. On failure the program is `failed`, its
-   * error kept, and the error thrown.
+   * Loads and attaches a program; a no-op when it runs. Hooks the kernel lacks (or refuses) that
+   * the program runs without are left out, and the fields they fill become unknown. On failure
+   * the program is `failed`, its error (with the lines of libbpf's log that say why) kept, and
+   * the error thrown.
    */
   start(name: string): ProgramStatus {
     const slot = this.#slot(name);
@@ -237,28 +336,26 @@ export class ProgramManager {
     let ring: RingBuffer | undefined;
     try {
       ensureTracefs();
-      obj = new BpfObject(readAsset(`bpf/${name}.bpf.o`), name);
-      obj.setMapSize("events", this.#options.ringSize);
-      obj.setConstU32("self_tgid", this.#options.selfPid);
-      obj.setConstU32("wake_bytes", this.#wakeBytes);
-      slot.program.configure?.(obj, {
-        pid: this.#options.selfPid,
-        port: this.#options.selfPort ?? 0,
-        netns: ownNetns(),
-      });
-      for (const [map, fd] of this.#sharedFds) obj.reuseMap(map, fd);
-      obj.load();
+      const features = this.#features(slot);
+      const { hooks, loaded } = this.#load(slot);
+      obj = loaded;
       this.#keepSharedMaps(obj);
+      this.#attach(obj, hooks);
+      slot.hooks = hooks;
       this.#clock.refresh();
-      const ctx = { obj, store: this.#store, table: slot.table, clock: this.#clock };
+      const unknownFields = new Set([
+        ...features.flatMap((f) => f.fields_unknown),
+        ...hooks.flatMap((h) => h.attached ? [] : h.fields_unknown),
+      ]);
+      const ctx = { obj, store: this.#store, table: slot.table, clock: this.#clock, unknownFields };
       const decode = batchDecoderOf(slot.program, ctx);
       const sample = slot.program.sampler?.(ctx);
       ring = obj.ring("events");
-      obj.attach();
       this.#waiter?.watch(ring, this.#wakeBytes);
       slot.running = {
         obj,
         ring,
+        unknownFields,
         decode,
         sample,
         lostSampled: 0,
@@ -269,17 +366,117 @@ export class ProgramManager {
       slot.error = null;
       slot.log = null;
       slot.startedAt = Date.now();
-      log.info("program attached", { program: name });
+      const missing = hooks.filter((h) => !h.attached && !h.attach.startsWith("iter/"));
+      log.info("program attached", {
+        program: name,
+        ...(missing.length ? { without: missing.map((h) => `${h.program} (${h.reason})`) } : {}),
+      });
       return this.#status(slot);
     } catch (err) {
       ring?.close();
       obj?.close();
       slot.state = "failed";
-      slot.error = err instanceof Error ? err.message : String(err);
       slot.log = (err as { log?: string }).log ?? null;
+      const message = err instanceof Error ? err.message : String(err);
+      slot.error = err instanceof ShimError && err.log
+        ? `${err.what}: ${explainLog(err.log)}`
+        : message;
       log.error("program failed", { program: name, error: slot.error });
       if (slot.log) log.debug("libbpf log", { program: name, log: slot.log });
+      throw Object.assign(new Error(slot.error, { cause: err }), { log: slot.log });
+    }
+  }
+
+  /** The program's kernel features, probed once (the kernel's BTF does not change). */
+  #features(slot: Slot): FeatureStatus[] {
+    return slot.features ??= probeFeatures(slot.program.kernelFeatures ?? []);
+  }
+
+  /** Opens and sets up the program's object, ready to load. */
+  #open(slot: Slot): BpfObject {
+    const obj = new BpfObject(readAsset(`bpf/${slot.program.name}.bpf.o`), slot.program.name);
+    try {
+      obj.setMapSize("events", this.#options.ringSize);
+      obj.setConstU32("self_tgid", this.#options.selfPid);
+      obj.setConstU32("wake_bytes", this.#wakeBytes);
+      slot.program.configure?.(obj, {
+        pid: this.#options.selfPid,
+        port: this.#options.selfPort ?? 0,
+        netns: ownNetns(),
+      });
+      for (const [map, fd] of this.#sharedFds) obj.reuseMap(map, fd);
+      return obj;
+    } catch (err) {
+      obj.close();
       throw err;
+    }
+  }
+
+  /**
+   * Loads the object. An optional hook whose tracepoint this kernel lacks is left out before
+   * load; one the kernel refuses is left out and the object loaded again without it (libbpf
+   * loads all of an object's programs or none). A required hook that cannot load fails it.
+   */
+  #load(slot: Slot): { hooks: HookStatus[]; loaded: BpfObject } {
+    const optional = slot.program.optionalHooks ?? {};
+    const leftOut = new Map<string, string>();
+    for (;;) {
+      const obj = this.#open(slot);
+      const hooks = obj.programs().map(({ name, section }): HookStatus => ({
+        program: name,
+        attach: section,
+        optional: Object.hasOwn(optional, name),
+        attached: false,
+        reason: null,
+        fields_unknown: [...(optional[name] ?? [])],
+      }));
+      try {
+        for (const hook of hooks) {
+          const tp = tracepointOf(hook.attach);
+          if (tp && !tracepointExists(tp.category, tp.name)) {
+            const why = `this kernel has no tracepoint ${tp.category}:${tp.name}`;
+            if (!hook.optional) throw new Error(`${slot.program.name} needs ${why.slice(5)}`);
+            leftOut.set(hook.program, why);
+          }
+          const reason = leftOut.get(hook.program);
+          if (reason !== undefined) {
+            hook.reason = reason;
+            obj.setAutoload(hook.program, false);
+          }
+        }
+        obj.load();
+        return { hooks, loaded: obj };
+      } catch (err) {
+        obj.close();
+        const failed = err instanceof ShimError ? failedProgramOf(err.log) : null;
+        if (!failed || !Object.hasOwn(optional, failed) || leftOut.has(failed)) throw err;
+        leftOut.set(failed, `the kernel refused it: ${explainLog((err as ShimError).log)}`);
+        log.warn("optional hook left out", { program: slot.program.name, hook: failed });
+      }
+    }
+  }
+
+  /**
+   * Attaches every loaded hook but iterators (run on demand). An optional hook that does not
+   * attach is recorded as such; a required one detaches everything and fails.
+   */
+  #attach(obj: BpfObject, hooks: HookStatus[]): void {
+    for (const hook of hooks) {
+      if (hook.reason !== null) continue; // left out of the load
+      if (hook.attach.startsWith("iter/")) {
+        hook.reason = "an iterator: run on each request";
+        continue;
+      }
+      try {
+        obj.attachProgram(hook.program);
+        hook.attached = true;
+      } catch (err) {
+        if (!hook.optional) {
+          obj.detach();
+          throw err;
+        }
+        hook.reason = `cannot attach: ${(err as Error).message}`;
+      }
     }
   }
 
@@ -439,6 +636,7 @@ export class ProgramManager {
       description: slot.program.description,
       state: slot.state,
       error: slot.error,
+      error_log: slot.log === null ? null : slot.log.slice(-ERROR_LOG_CHARS),
       events: slot.events,
       lost: slot.lostBefore + this.#lostNow(slot),
       evicted: this.#store.evicted(name),

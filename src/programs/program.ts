@@ -12,6 +12,7 @@ import type { MetricFamily } from "../metrics/exposition.ts";
 import type { LabelCap } from "../metrics/label_cap.ts";
 import type { BpfObject, RingBuffer } from "../ffi/shim.ts";
 import type { ColumnSpec, EventTable, Store } from "../store/mod.ts";
+import type { KernelFeature } from "./capabilities.ts";
 import type { SummaryQuery } from "./query.ts";
 
 /** Turns kernel CLOCK_BOOTTIME nanoseconds into Unix milliseconds. */
@@ -69,6 +70,11 @@ export interface DecoderContext<S extends ColumnSpec> {
   store: Store;
   table: EventTable<S>;
   clock: Clock;
+  /**
+   * Event fields this kernel cannot give (a feature it lacks, an optional hook not attached):
+   * their values are unknown and answer null, not zero.
+   */
+  unknownFields?: ReadonlySet<string>;
 }
 
 /** A monitoring program. `S` is the set of store columns beyond `ts`, `pid` and `comm`. */
@@ -82,6 +88,13 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
   readonly eventSchema: z.ZodType;
   /** The JSON shape of its summary. */
   readonly summarySchema: z.ZodType;
+  /**
+   * BPF programs of its object that it runs without, each with the event fields it fills: a
+   * hook the kernel lacks (or refuses) is left out, and those fields are unknown (null).
+   */
+  readonly optionalHooks?: Readonly<Record<string, readonly string[]>>;
+  /** What it looks for in the kernel's BTF, and what it does without (`/api/capabilities`). */
+  readonly kernelFeatures?: readonly KernelFeature[];
   /** Sets `const volatile` settings and map sizes before load (beyond those the manager sets). */
   configure?(obj: BpfObject, self: SelfInfo): void;
   /**

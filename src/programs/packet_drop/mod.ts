@@ -17,7 +17,7 @@ import type { EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
 import { type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
 import { bump, forEachRow, isoMicros, sortedCounts, type SummaryQuery } from "../query.ts";
-import { kernelDropReasons } from "./reasons.ts";
+import { kernelDropReasons, REASON_UNKNOWN } from "./reasons.ts";
 import { DropReasonList, PacketDropEvent, PacketDropSummary } from "./schema.ts";
 
 /** Store columns beyond ts, pid and comm (pid/comm: the owner when known, else the context). */
@@ -190,7 +190,7 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
     pid: c.pid[slot],
     command: store.strings.get(c.comm[slot]),
     reason: reasons.name(c.reason[slot]),
-    reason_code: c.reason[slot],
+    reason_code: c.reason[slot] === REASON_UNKNOWN ? null : c.reason[slot],
     location: `0x${loc.toString(16)}`,
     location_symbol: kernelSymbols().resolve(loc),
     protocol: etherTypeName(c.protocol[slot]),
@@ -233,7 +233,7 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
   const filtered = query.pid !== undefined || query.command !== undefined;
   const events = forEachRow(table as unknown as EventTable, store, query, (s) => {
     if (filtered) {
-      bump(byReason, reasons.name(c.reason[s]));
+      bump(byReason, reasons.label(c.reason[s]));
       bump(
         byLocation,
         symbols.resolve(locationOf(table, s)) ?? `0x${locationOf(table, s).toString(16)}`,
@@ -261,7 +261,7 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
     for (const [key, n] of counted) {
       const [, reason, loc] = key.split(" ");
       const addr = BigInt("0x" + loc);
-      bump(byReason, reasons.name(Number(reason)), n);
+      bump(byReason, reasons.label(Number(reason)), n);
       bump(byLocation, symbols.resolve(addr) ?? `0x${loc}`, n);
       total += n;
     }
@@ -285,7 +285,7 @@ function metrics(store: Store): MetricFamily[] {
   const byReason = new Map<string, number>();
   let overflow = 0;
   for (const [key, n] of store.counters("packet_drop").totals()) {
-    if (key.startsWith(DROP_KEY)) bump(byReason, reasons.name(Number(key.split(" ")[1])), n);
+    if (key.startsWith(DROP_KEY)) bump(byReason, reasons.label(Number(key.split(" ")[1])), n);
     else if (key === "counts_overflow") overflow = n;
   }
   return [
@@ -305,6 +305,9 @@ function metrics(store: Store): MetricFamily[] {
   ];
 }
 
+const NO_REASONS =
+  "this kernel's BTF has no enum skb_drop_reason (drop reasons came with Linux 5.17): drops are recorded with reason null, and counted by location";
+
 export const packetDrop = defineProgram<Columns>({
   name: "packet_drop",
   description:
@@ -312,6 +315,29 @@ export const packetDrop = defineProgram<Columns>({
   columns,
   eventSchema: PacketDropEvent,
   summarySchema: PacketDropSummary,
+  kernelFeatures: [
+    {
+      name: "drop_reason",
+      probe: { type: "struct trace_event_raw_kfree_skb", member: "reason" },
+      present: "the kernel's own reason from skb:kfree_skb's reason field",
+      absent:
+        "skb:kfree_skb has no reason field: reason and reason_code are null; drops are still recorded, and counted in the kernel by location",
+      fields: ["reason", "reason_code"],
+    },
+    {
+      name: "drop_reason_names",
+      probe: { type: "enum skb_drop_reason" },
+      present: "reason names from the kernel's enum skb_drop_reason",
+      absent: "no enum skb_drop_reason: /api/drop-reasons lists none",
+    },
+    {
+      name: "receiving_socket",
+      probe: { type: "struct trace_event_raw_kfree_skb", member: "rx_sk" },
+      present: "a dropped received packet's socket from the tracepoint's rx_sk",
+      absent:
+        "the socket from skb->sk only: a received packet dropped before a socket took it has no owner",
+    },
+  ],
   configure,
   decoder,
   sampler,
@@ -332,7 +358,14 @@ export const packetDrop = defineProgram<Columns>({
           },
         },
       }),
-      (c) => c.json({ reasons: kernelDropReasons().list() }, 200),
+      (c) => {
+        const reasons = kernelDropReasons();
+        return c.json({
+          available: reasons.available,
+          reasons: reasons.list(),
+          note: reasons.available ? null : NO_REASONS,
+        }, 200);
+      },
     );
   },
 });

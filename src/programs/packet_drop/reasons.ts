@@ -5,7 +5,10 @@
  * @module
  */
 
-import { kernelEnum } from "../../ffi/shim.ts";
+import { kernelBtfHas, kernelEnum } from "../../ffi/shim.ts";
+
+/** `reason` of a drop on a kernel whose skb:kfree_skb gives none (DROP_REASON_UNKNOWN). */
+export const REASON_UNKNOWN = 0xffffffff;
 
 /** Reasons by code, with the kernel's `SKB_DROP_REASON_` prefix taken off. */
 export class DropReasons {
@@ -25,9 +28,20 @@ export class DropReasons {
     }
   }
 
-  /** The name of a code, or `UNKNOWN_<code>`. */
-  name(code: number): string {
+  /** Whether the kernel has drop reasons at all (an enum skb_drop_reason in its BTF). */
+  get available(): boolean {
+    return this.#names.size > 0;
+  }
+
+  /** The name of a code, `UNKNOWN_<code>` for a code the enum lacks, or null for none given. */
+  name(code: number): string | null {
+    if (code === REASON_UNKNOWN) return null;
     return this.#names.get(code) ?? `UNKNOWN_${code}`;
+  }
+
+  /** The name of a code, or `unknown` where the kernel gave none (a summary or label key). */
+  label(code: number): string {
+    return this.name(code) ?? "unknown";
   }
 
   /** The code of a name (`NO_SOCKET`), if the kernel has it. */
@@ -43,7 +57,9 @@ export class DropReasons {
 
 let shared: DropReasons | undefined;
 
-/** The running kernel's reasons (read once). */
+/** The running kernel's reasons (read once); none on a kernel without the enum. */
 export function kernelDropReasons(): DropReasons {
-  return shared ??= new DropReasons(kernelEnum("skb_drop_reason"));
+  return shared ??= new DropReasons(
+    kernelBtfHas("enum skb_drop_reason") ? kernelEnum("skb_drop_reason") : new Map(),
+  );
 }

@@ -23,11 +23,14 @@ export const PacketDropEvent = EventBase.extend({
       "the process the drop is attributed to: the socket's owner when known, else the task in whose context the kernel dropped it (0 for idle)",
   }),
   command: z.string().openapi({ description: "the command of that process" }),
-  reason: z.string().openapi({
-    description: "the kernel's drop reason name (enum skb_drop_reason of the running kernel)",
+  reason: z.string().nullable().openapi({
+    description:
+      "the kernel's drop reason name (enum skb_drop_reason of the running kernel); null when this kernel's skb:kfree_skb gives no reason (see /api/capabilities)",
     example: "NO_SOCKET",
   }),
-  reason_code: z.number().int().openapi({ description: "its number on this kernel" }),
+  reason_code: z.number().int().nullable().openapi({
+    description: "its number on this kernel; null when the kernel gives no reason",
+  }),
   location: z.string().openapi({ description: "kernel address that dropped the packet (hex)" }),
   location_symbol: z.string().nullable().openapi({
     description: "that address as function+offset, from /proc/kallsyms",
@@ -67,7 +70,9 @@ export const PacketDropSummary = SummaryBase.extend({
       "kernel: by_reason/by_location are the in-kernel counters (exact even when events were lost); events: counted from stored events (a pid or command filter was given)",
   }),
   events_in_window: Count.openapi({ description: "drop events stored for the window" }),
-  by_reason: Counts,
+  by_reason: Counts.openapi({
+    description: "drops by the kernel's reason name (`unknown` where the kernel gives none)",
+  }),
   by_location: Counts,
   by_protocol: Counts.openapi({ description: "from events" }),
   by_l4_protocol: Counts.openapi({ description: "from events" }),
@@ -78,5 +83,13 @@ export const PacketDropSummary = SummaryBase.extend({
 }).openapi("PacketDropSummary");
 
 export const DropReasonList = z.object({
-  reasons: z.array(z.object({ code: z.number().int(), name: z.string() })),
+  available: z.boolean().openapi({
+    description: "whether the running kernel's BTF has enum skb_drop_reason",
+  }),
+  reasons: z.array(z.object({ code: z.number().int(), name: z.string() })).openapi({
+    description: "every reason the kernel knows, by code (empty when it has none)",
+  }),
+  note: z.string().nullable().openapi({
+    description: "why the list is empty, when it is",
+  }),
 }).openapi("DropReasonList");

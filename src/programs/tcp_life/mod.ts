@@ -47,7 +47,12 @@ export const columns = {
   sock_lo: "u32",
   sock_hi: "u32",
   outcome: "u8",
+  /** UNKNOWN_* bits: counts this kernel could not give (a hook it lacks) */
+  unknown: "u8",
 } as const;
+
+/** Bits of the `unknown` column. */
+const UNKNOWN_RESETS_SENT = 1, UNKNOWN_RESETS_RECEIVED = 2;
 
 type Columns = typeof columns;
 
@@ -114,16 +119,19 @@ function u64(view: DataView, at: number): number {
 function writeRow(
   table: EventTable<Columns>,
   s: number,
-  { view, bytes, r, at, strings, clock }: {
+  { view, bytes, r, at, strings, clock, unknown }: {
     view: DataView;
     bytes: Uint8Array;
     r: number;
     at: Layout;
     strings: Interner;
     clock: Clock;
+    /** UNKNOWN_* bits of this kernel */
+    unknown: number;
   },
 ): void {
   const c = table.cols;
+  c.unknown[s] = unknown;
   c.ts[s] = clock.wallMs(
     view.getUint32(r + at.ts_ns, true),
     view.getUint32(r + at.ts_ns + 4, true),
@@ -170,16 +178,25 @@ function add(tally: Map<number, number>, key: number, n: number): void {
   tally.set(key, (tally.get(key) ?? 0) + n);
 }
 
-function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
+/** The `unknown` column's bits for the fields this kernel cannot give. */
+function unknownBits(fields: ReadonlySet<string> | undefined): number {
+  return (fields?.has("resets_sent") ? UNKNOWN_RESETS_SENT : 0) |
+    (fields?.has("resets_received") ? UNKNOWN_RESETS_RECEIVED : 0);
+}
+
+function decoder(
+  { obj, store, table, clock, unknownFields }: DecoderContext<Columns>,
+): RecordDecoder {
   const at = layoutOf(obj);
   const strings = store.strings;
+  const unknown = unknownBits(unknownFields);
   const tally = store.tally("tcp_life");
   return (view, bytes, r, size) => {
     if (size < at.$size) {
       throw new RangeError(`tcp_life record of ${size} bytes, expected ${at.$size}`);
     }
     const s = store.append(table as unknown as EventTable);
-    writeRow(table, s, { view, bytes, r, at, strings, clock });
+    writeRow(table, s, { view, bytes, r, at, strings, clock, unknown });
     const c = table.cols;
     add(tally, c.direction[s] * 16 + c.outcome[s], 1);
     add(tally, SUM_KEYS.bytes_sent, c.bytes_sent[s]);
@@ -316,8 +333,8 @@ function toJson(table: EventTable<Columns>, s: number, store: Store) {
     srtt_us: c.srtt[s],
     retransmits: c.retrans[s],
     segments_out: c.segs_out[s],
-    resets_sent: c.resets_sent[s],
-    resets_received: c.resets_received[s],
+    resets_sent: c.unknown[s] & UNKNOWN_RESETS_SENT ? null : c.resets_sent[s],
+    resets_received: c.unknown[s] & UNKNOWN_RESETS_RECEIVED ? null : c.resets_received[s],
     states: statesOf(table, s).map((st) => STATE_NAMES[st] ?? `STATE_${st}`),
     state_changes: c.nstates[s],
     state: STATE_NAMES[c.state[s]] ?? `STATE_${c.state[s]}`,
@@ -406,7 +423,12 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
 }
 
 /** The connections open now, read with the iterator program (same record as at close). */
-export function openConnections(obj: BpfObject, store: Store, clock: Clock) {
+export function openConnections(
+  obj: BpfObject,
+  store: Store,
+  { clock, unknownFields }: { clock: Clock; unknownFields?: ReadonlySet<string> },
+) {
+  const unknown = unknownBits(unknownFields);
   const at = layoutOf(obj);
   const bytes = obj.readIterator("tcp_life_open");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -420,6 +442,7 @@ export function openConnections(obj: BpfObject, store: Store, clock: Clock) {
       at,
       strings: store.strings,
       clock,
+      unknown,
     });
   }
   const out = [];
@@ -434,6 +457,25 @@ export const tcpLife = defineProgram<Columns>({
   columns,
   eventSchema: TcpLifeEvent,
   summarySchema: TcpLifeSummary,
+  optionalHooks: {
+    tcp_life_send_reset: ["resets_sent"],
+    tcp_life_receive_reset: ["resets_received"],
+  },
+  kernelFeatures: [
+    {
+      name: "send_reset_context",
+      probe: { type: "struct trace_event_raw_tcp_send_reset" },
+      present: "tcp:tcp_send_reset read with its own context (trace_event_raw_tcp_send_reset)",
+      absent:
+        "tcp:tcp_send_reset read with the tcp_event_sk_skb class context it has on this kernel",
+    },
+    {
+      name: "destroy_sock_family",
+      probe: { type: "struct trace_event_raw_tcp_event_sk", member: "family" },
+      present: "the address family from tcp:tcp_destroy_sock",
+      absent: "the address family from the socket (tcp:tcp_destroy_sock has no family field)",
+    },
+  ],
   configure(obj, self) {
     obj.setConstU32("self_port", self.port);
     obj.setConstU32("self_netns", self.netns);
@@ -465,7 +507,10 @@ export const tcpLife = defineProgram<Columns>({
             503,
           );
         }
-        const connections = openConnections(obj, ctx.store, ctx.manager.clock);
+        const connections = openConnections(obj, ctx.store, {
+          clock: ctx.manager.clock,
+          unknownFields: ctx.manager.unknownFields("tcp_life"),
+        });
         return c.json({ count: connections.length, connections }, 200);
       },
     );

@@ -62,8 +62,12 @@ export const TcpLifeEvent = EventBase.extend({
   srtt_us: z.number().int().openapi({ description: "smoothed round-trip time, microseconds" }),
   retransmits: z.number().int().openapi({ description: "segments retransmitted" }),
   segments_out: z.number().int().openapi({ description: "segments sent" }),
-  resets_sent: z.number().int(),
-  resets_received: z.number().int(),
+  resets_sent: z.number().int().nullable().openapi({
+    description: "resets this host sent; null when this kernel has no tcp:tcp_send_reset",
+  }),
+  resets_received: z.number().int().nullable().openapi({
+    description: "resets received; null when this kernel has no tcp:tcp_receive_reset",
+  }),
   states: z.array(z.string()).openapi({
     description: "the last states walked, oldest first (up to 8)",
     example: ["CLOSE", "SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE"],
