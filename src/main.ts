@@ -76,6 +76,7 @@ export async function main(
     ringSize: config.ringSize,
     drainIntervalMs: config.drainIntervalMs,
     selfPid: Deno.pid,
+    leaveOut: (Deno.env.get("EBPF_SERVER_LEAVE_OUT_HOOKS") ?? "").split(",").filter((h) => h),
   });
   const app = createApp({
     programs,

@@ -775,3 +775,64 @@ Deno.test({
     }
   },
 });
+
+interface HookStatus {
+  program: string;
+  attach: string;
+  optional: boolean;
+  attached: boolean;
+  reason: string | null;
+  fields_unknown: string[];
+}
+
+interface Capabilities {
+  kernel: { release: string; btf: string | null };
+  programs: { name: string; state: string; hooks: HookStatus[]; unknown_fields: string[] }[];
+}
+
+Deno.test({
+  name: privileged(
+    "tcp_life without its tcp_send_reset hook: still running, resets_sent null, the rest counted",
+  ),
+  ignore: !canRunPrivileged,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // As on a kernel without the tracepoint: the manager leaves the hook out before load.
+    await using server = await startServer({
+      env: { EBPF_SERVER_LEAVE_OUT_HOOKS: "tcp_life_send_reset" },
+    });
+    const caps = await server.json<Capabilities>("/api/capabilities");
+    const life = caps.programs.find((p) => p.name === "tcp_life")!;
+    assert.equal(life.state, "running");
+    const hook = life.hooks.find((h) => h.program === "tcp_life_send_reset");
+    assert.deepEqual(hook, {
+      program: "tcp_life_send_reset",
+      attach: "tracepoint/tcp/tcp_send_reset",
+      optional: true,
+      attached: false,
+      reason: "left out (EBPF_SERVER_LEAVE_OUT_HOOKS)",
+      fields_unknown: ["resets_sent"],
+    });
+    const others = life.hooks.filter((h) => h !== hook && !h.attach.startsWith("iter/"));
+    assert.ok(others.length >= 4, JSON.stringify(life.hooks));
+    for (const h of others) assert.equal(h.attached, true, JSON.stringify(h));
+    assert.deepEqual(life.unknown_fields, ["resets_sent"]);
+    const health = await server.json<{ kernel: { hooks_left_out: string[] } }>("/health");
+    assert.deepEqual(health.kernel.hooks_left_out, ["tcp_life/tcp_life_send_reset"]);
+
+    const py = await runPython([{ op: "exchange", send: 100_000, reply: 5_000, linger0: true }]);
+    const r = py.results[0];
+    assert.equal(r.server_tail, "reset", "the server's recv() saw the RST (a precondition)");
+    const events = await eventsOf(server, py.pid, 2);
+    const client = only(events, "outbound", r.client_port!);
+    assertFromChild(client, py);
+    assert.equal(client.resets_sent, null, "unknown without the hook, not 0");
+    assert.equal(client.resets_received, 0);
+    assertBetween(client.bytes_sent, 100_000, 100_002, "client bytes_sent");
+    const inbound = only(events, "inbound", r.port!);
+    assert.equal(inbound.resets_sent, null);
+    assert.ok((inbound.resets_received ?? 0) >= 1, `resets_received ${inbound.resets_received}`);
+    assert.equal(inbound.outcome, "reset_by_peer");
+  },
+});

@@ -108,7 +108,8 @@ export function explainLog(log: string): string {
     const end = lines.findIndex((l, i) => i > begin && l.includes("-- END PROG LOAD LOG --"));
     const body = lines.slice(begin + 1, end < 0 ? undefined : end)
       .filter((l) => !VERIFIER_NOISE.test(l));
-    const core = body.find((l) => l.includes("CO-RE relocation"));
+    const core = body.find((l) => l.includes("failed to resolve CO-RE relocation")) ??
+      body.find((l) => l.includes("CO-RE relocation"));
     const why = core ? [core.replace(/^\d+: /, "")] : body.slice(-2);
     if (why.length) return `the verifier refused ${prog}: ${why.join("; ")}`;
   }

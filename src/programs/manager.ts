@@ -66,6 +66,11 @@ export interface ManagerOptions {
   selfPid: number;
   /** The server's HTTP port, whose connections are not recorded (0: none). */
   selfPort?: number;
+  /**
+   * Optional hooks to leave out as if this kernel lacked them (`EBPF_SERVER_LEAVE_OUT_HOOKS`):
+   * how the tests see the fallbacks of a kernel they do not run on.
+   */
+  leaveOut?: readonly string[];
 }
 
 interface Running {
@@ -420,6 +425,11 @@ export class ProgramManager {
   #load(slot: Slot): { hooks: HookStatus[]; loaded: BpfObject } {
     const optional = slot.program.optionalHooks ?? {};
     const leftOut = new Map<string, string>();
+    for (const hook of this.#options.leaveOut ?? []) {
+      if (Object.hasOwn(optional, hook)) {
+        leftOut.set(hook, "left out (EBPF_SERVER_LEAVE_OUT_HOOKS)");
+      }
+    }
     for (;;) {
       const obj = this.#open(slot);
       const hooks = obj.programs().map(({ name, section }): HookStatus => ({
