@@ -76,9 +76,9 @@ function configure(obj: BpfObject): void {
   const reasons = kernelDropReasons();
   const notDropped = reasons.code("NOT_DROPPED_YET");
   const consumed = reasons.code("CONSUMED");
-  // Kernels without these names get values no reason has.
-  obj.setConstU32("reason_not_dropped", notDropped ?? 0xffffffff);
-  obj.setConstU32("reason_consumed", consumed ?? 0xfffffffe);
+  // Kernels without these names get values no reason has (nor REASON_UNKNOWN).
+  obj.setConstU32("reason_not_dropped", notDropped ?? 0xfffffffe);
+  obj.setConstU32("reason_consumed", consumed ?? 0xfffffffd);
 }
 
 function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
