@@ -20,6 +20,21 @@ export const inCI = (Deno.env.get("CI") ?? "") !== "";
 /** Whether tests that load real BPF programs (and need root) run. */
 export const canRunPrivileged = isRoot || inCI;
 
+/**
+ * Every wait and command timeout of the tests is multiplied by `EBPF_TEST_TIMEOUT_SCALE`
+ * (default 1): the kernel matrix runs the same tests in qemu without KVM, several times slower.
+ */
+export const TIMEOUT_SCALE = timeoutScale(Deno.env.get("EBPF_TEST_TIMEOUT_SCALE"));
+
+function timeoutScale(text: string | undefined): number {
+  if (text === undefined || text === "") return 1;
+  const scale = Number(text);
+  if (!Number.isFinite(scale) || scale < 1 || scale > 100) {
+    throw new RangeError(`EBPF_TEST_TIMEOUT_SCALE must be a number from 1 to 100, not '${text}'`);
+  }
+  return scale;
+}
+
 /** The name of a test that needs root and BPF; says so when it is ignored. */
 export function privileged(name: string): string {
   return canRunPrivileged ? `[privileged] ${name}` : `[privileged: ignored, needs root] ${name}`;
@@ -44,7 +59,7 @@ export async function waitFor<T>(
   fn: () => Promise<T | undefined> | T | undefined,
   options: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = (options.timeoutMs ?? 10_000) * TIMEOUT_SCALE;
   const intervalMs = options.intervalMs ?? 25;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -296,7 +311,7 @@ export async function runCommand(
     } catch {
       // it exited meanwhile
     }
-  }, options.timeoutMs ?? 60_000);
+  }, (options.timeoutMs ?? 60_000) * TIMEOUT_SCALE);
   try {
     if (options.stdin !== undefined) {
       const writer = child.stdin.getWriter();
