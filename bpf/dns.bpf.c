@@ -99,6 +99,37 @@ int dns_sendmsg6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* Whether skb may be DNS, read straight from its linear data (what every packet of the host
+ * pays, so no helper call): false when it is surely not, true when it may be or when its headers
+ * are not in the linear part (the helper path below then decides). */
+static __always_inline bool maybe_dns(struct __sk_buff *skb, __u8 direction)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *ip = data;
+	__u16 *ports;
+	__u32 l4_off;
+	__u8 protocol;
+
+	if ((void *)(ip + 40) > end)
+		return true;
+	if ((ip[0] >> 4) == 4) {
+		l4_off = (ip[0] & 0xf) * 4;
+		protocol = ip[9];
+	} else if ((ip[0] >> 4) == 6) {
+		l4_off = 40;
+		protocol = ip[6];
+	} else {
+		return false;
+	}
+	if (protocol != IPPROTO_UDP && protocol != IPPROTO_TCP)
+		return false;
+	ports = data + l4_off;
+	if ((void *)(ports + 2) > end)
+		return true;
+	return is_dns_port(bpf_ntohs(direction == DNS_SENT ? ports[1] : ports[0]));
+}
+
 /* Reports skb if it is DNS: sent to a DNS port, or received from one. Always lets it pass. */
 static __always_inline int dns_packet(struct __sk_buff *skb, __u8 direction)
 {
@@ -110,6 +141,8 @@ static __always_inline int dns_packet(struct __sk_buff *skb, __u8 direction)
 	__u8 first, protocol, family;
 	__u64 cookie;
 
+	if (!maybe_dns(skb, direction))
+		return 1;
 	if (bpf_skb_load_bytes(skb, 0, &first, 1))
 		return 1;
 	if ((first >> 4) == 4) {
