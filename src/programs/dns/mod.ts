@@ -28,6 +28,7 @@ import {
   answersOf,
   type Columns,
   columns,
+  encodeAnswers,
   FLAG_AA,
   FLAG_INCOMPLETE,
   FLAG_OWNER,
@@ -35,7 +36,15 @@ import {
   NO_RCODE,
   serverOf,
 } from "./columns.ts";
-import { type Anomaly, type Outcome, Pairing, TCP } from "./pairing.ts";
+import {
+  type Anomaly,
+  type Outcome,
+  type Owner,
+  type Packet,
+  Pairing,
+  TCP,
+  writeAddress,
+} from "./pairing.ts";
 import { DnsEvent, DnsSummary, OUTCOMES } from "./schema.ts";
 import { NOT_RECORDED, pendingQueries, stateOf } from "./state.ts";
 import { summarize } from "./summary.ts";
@@ -194,12 +203,10 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
       (answer && !answer.answersComplete ? FLAG_INCOMPLETE : 0) |
       (q.owner.known ? FLAG_OWNER : 0);
     c.attempts[s] = Math.min(q.attempts, 255);
-    (c.server as Uint8Array).set(server.addr, s * 16);
+    writeAddress(server.addr, c.server as Uint8Array, s * 16);
     c.qname[s] = qname;
     c.answers[s] = answer && answer.answers.length
-      ? strings.intern(
-        JSON.stringify(answer.answers.map(({ name, type, data }) => ({ name, type, data }))),
-      )
+      ? strings.intern(encodeAnswers(answer.answers))
       : 0;
 
     bump(tally, outcome * 65536 + c.rcode[s]);
@@ -213,7 +220,7 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
       if (answer.rcode === 0) {
         for (const a of answer.answers) {
           if (a.type === "A" || a.type === "AAAA") {
-            state.names.add(a.data, q.name, q.owner.pid, q.owner.cgroupId, c.ts[s]);
+            state.names.add(a.data, qname, q.owner.pid, q.owner.cgroupId, c.ts[s]);
           }
         }
       }
@@ -224,36 +231,52 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
   const pairing = new Pairing({ timeoutMs: options.timeoutMs, emit: write, count });
   state.pairing = pairing;
 
+  // one packet and one owner for every record: the pairing copies what it keeps
+  const owner: Owner = { known: false, pid: 0, tid: 0, uid: 0, cgroupId: 0, netns: 0, comm: 0 };
+  const packet: Packet = {
+    tsNs: 0,
+    socket: 0,
+    direction: 0,
+    transport: 0,
+    family: 4,
+    saddrAt: 0,
+    daddrAt: 0,
+    sport: 0,
+    dport: 0,
+    owner,
+    bytes: new Uint8Array(0),
+    start: 0,
+    copied: 0,
+    len: 0,
+  };
   const decode: RecordDecoder = (view, bytes, r, size) => {
     if (size < at.$size) throw new RangeError(`dns record of ${size} bytes, expected ${at.$size}`);
     const copied = view.getUint16(r + at.copied, true);
     if (copied > DNS_COPY) throw new RangeError(`dns record with ${copied} bytes copied`);
-    const family = bytes[r + at.family];
-    const known = bytes[r + at.has_owner] !== 0;
-    pairing.packet({
-      tsNs: u64(view, r + at.ts_ns),
-      socket: `${view.getUint32(r + at.cookie + 4, true)}:${view.getUint32(r + at.cookie, true)}`,
-      direction: bytes[r + at.direction],
-      transport: bytes[r + at.protocol],
-      family: family === 4 ? 4 : 6,
-      saddr: bytes.subarray(r + at.saddr, r + at.saddr + 16),
-      daddr: bytes.subarray(r + at.daddr, r + at.daddr + 16),
-      sport: view.getUint16(r + at.sport, true),
-      dport: view.getUint16(r + at.dport, true),
-      owner: {
-        known,
-        pid: view.getUint32(r + at.pid, true),
-        tid: view.getUint32(r + at.tid, true),
-        uid: view.getUint32(r + at.uid, true),
-        cgroupId: u64(view, r + at.cgroup_id),
-        netns: view.getUint32(r + at.netns, true),
-        comm: known ? strings.internBytes(bytes, r + at.comm, 16) : 0,
-      },
-      bytes,
-      start: r + at.data,
-      copied,
-      len: view.getUint32(r + at.len, true),
-    });
+    const direction = bytes[r + at.direction];
+    packet.tsNs = u64(view, r + at.ts_ns);
+    packet.socket = u64(view, r + at.cookie);
+    packet.direction = direction;
+    packet.transport = bytes[r + at.protocol];
+    packet.family = bytes[r + at.family] === 4 ? 4 : 6;
+    packet.saddrAt = r + at.saddr;
+    packet.daddrAt = r + at.daddr;
+    packet.sport = view.getUint16(r + at.sport, true);
+    packet.dport = view.getUint16(r + at.dport, true);
+    packet.bytes = bytes;
+    packet.start = r + at.data;
+    packet.copied = copied;
+    packet.len = view.getUint32(r + at.len, true);
+    if (direction === 0) { // a query's sender is kept with it; an answer's is not used
+      owner.known = bytes[r + at.has_owner] !== 0;
+      owner.pid = view.getUint32(r + at.pid, true);
+      owner.tid = view.getUint32(r + at.tid, true);
+      owner.uid = view.getUint32(r + at.uid, true);
+      owner.cgroupId = u64(view, r + at.cgroup_id);
+      owner.netns = view.getUint32(r + at.netns, true);
+      owner.comm = owner.known ? strings.internBytes(bytes, r + at.comm, 16) : 0;
+    }
+    pairing.packet(packet);
   };
   decode.flush = () => pairing.expire(nowNs());
   return decode;

@@ -14,9 +14,9 @@ export const MAX_ENTRIES = 65536;
 /** cgroup v2 ids that say nothing about who asked (no id, the root). */
 const NO_CGROUP = 1;
 
-interface Entry {
+interface Entry<N> {
   ip: string;
-  name: string;
+  name: N;
   pid: number;
   cgroupId: number;
   tsMs: number;
@@ -34,12 +34,13 @@ export interface Asker {
 const PER_IP = 8;
 
 /**
- * Answer addresses by IP, newest last. The addresses answered least recently are evicted first
- * once {@linkcode MAX_ENTRIES} are held; an address keeps its {@linkcode PER_IP} newest askers.
+ * Answer addresses by IP, newest last. Once {@linkcode MAX_ENTRIES} are held, the addresses
+ * first answered longest ago are evicted first (a map in insertion order: no reordering per
+ * answer); an address keeps its {@linkcode PER_IP} newest askers.
  */
-export class NameIndex {
-  /** In the order last answered (an address answered again moves to the end). */
-  readonly #byIp = new Map<string, Entry[]>();
+export class NameIndex<N = string> {
+  /** In the order first answered. */
+  readonly #byIp = new Map<string, Entry<N>[]>();
   #size = 0;
   readonly #max: number;
 
@@ -53,19 +54,21 @@ export class NameIndex {
   }
 
   /** Remembers that `name`, asked by `pid` in `cgroupId`, was answered with `ip` at `tsMs`. */
-  add(ip: string, name: string, pid: number, cgroupId: number, tsMs: number): void {
+  add(ip: string, name: N, pid: number, cgroupId: number, tsMs: number): void {
     let list = this.#byIp.get(ip);
-    if (list) {
-      this.#byIp.delete(ip); // moves to the end
-      const same = list.findIndex((e) =>
-        e.name === name && e.pid === pid && e.cgroupId === cgroupId
-      );
-      if (same >= 0) {
-        list.splice(same, 1);
+    if (!list) this.#byIp.set(ip, list = []);
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      if (e.pid === pid && e.name === name && e.cgroupId === cgroupId) {
+        if (i === list.length - 1) { // asked again, the newest already: only its time moves
+          e.tsMs = tsMs;
+          return;
+        }
+        list.splice(i, 1); // asked again: the newer answer replaces it
         this.#size--;
+        break;
       }
-    } else list = [];
-    this.#byIp.set(ip, list);
+    }
     list.push({ ip, name, pid, cgroupId, tsMs });
     this.#size++;
     if (list.length > PER_IP) {
@@ -73,9 +76,15 @@ export class NameIndex {
       this.#size--;
     }
     while (this.#size > this.#max) {
-      const [oldest, entries] = this.#byIp.entries().next().value!;
-      this.#byIp.delete(oldest);
-      this.#size -= entries.length;
+      const order = this.#byIp.entries();
+      let oldest = order.next().value!;
+      if (oldest[0] === ip) { // the address just answered stays
+        const next = order.next();
+        if (next.done) break;
+        oldest = next.value;
+      }
+      this.#byIp.delete(oldest[0]);
+      this.#size -= oldest[1].length;
     }
   }
 
@@ -84,10 +93,10 @@ export class NameIndex {
    * {@linkcode NAME_WINDOW_MS} before `asker.tsMs`, else to a process of the same cgroup (not
    * the root), newest first; null when none was.
    */
-  nameOf(ip: string, asker: Asker): string | null {
+  nameOf(ip: string, asker: Asker): N | null {
     const list = this.#byIp.get(ip);
     if (!list) return null;
-    let byCgroup: string | null = null;
+    let byCgroup: N | null = null;
     for (let i = list.length - 1; i >= 0; i--) {
       const e = list[i];
       if (e.tsMs > asker.tsMs) continue;

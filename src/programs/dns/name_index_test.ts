@@ -46,17 +46,21 @@ Deno.test("NameIndex: only answers before the connection, within the window", ()
   );
 });
 
-Deno.test("NameIndex: bounded; the address answered least recently goes first", () => {
+Deno.test("NameIndex: bounded; the address first answered longest ago goes first", () => {
   const index = new NameIndex(20);
   for (let i = 0; i < 30; i++) index.add(`10.0.0.${i}`, `n${i}.test`, 1, 50, T + i);
   assert.equal(index.size, 20);
   assert.equal(index.nameOf("10.0.0.9", { pid: 1, cgroupId: 50, tsMs: T + 100 }), null);
   assert.equal(index.nameOf("10.0.0.10", { pid: 1, cgroupId: 50, tsMs: T + 100 }), "n10.test");
-  // answered again, an address moves to the end
+  // the next ones over the bound evict the oldest addresses, entries and all
+  // a second asker of the oldest address: the next oldest goes, not the one just answered
   index.add("10.0.0.10", "n10.test", 2, 50, T + 40);
-  index.add("10.0.0.99", "n99.test", 2, 50, T + 41);
+  assert.equal(index.size, 20);
   assert.equal(index.nameOf("10.0.0.10", { pid: 2, cgroupId: 50, tsMs: T + 100 }), "n10.test");
   assert.equal(index.nameOf("10.0.0.11", { pid: 1, cgroupId: 50, tsMs: T + 100 }), null);
+  index.add("10.0.0.99", "n99.test", 2, 50, T + 41);
+  assert.equal(index.nameOf("10.0.0.99", { pid: 2, cgroupId: 50, tsMs: T + 100 }), "n99.test");
+  assert.equal(index.nameOf("10.0.0.10", { pid: 1, cgroupId: 50, tsMs: T + 100 }), null);
   // many askers of one address: its newest 8
   for (let pid = 100; pid < 120; pid++) index.add("10.9.9.9", "hot.test", pid, 60, T + pid);
   assert.equal(index.nameOf("10.9.9.9", { pid: 119, cgroupId: 0, tsMs: T + 200 }), "hot.test");

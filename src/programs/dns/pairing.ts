@@ -21,20 +21,24 @@ export const MAX_PENDING = 65536;
 /** TCP streams whose state between segments is kept at most. */
 const MAX_STREAMS = 4096;
 
-/** What the kernel saw of one packet (fields of `struct dns_event`). */
+/**
+ * What the kernel saw of one packet (fields of `struct dns_event`). The pairing keeps nothing of
+ * it past {@linkcode Pairing.packet}: a caller may reuse one object for every packet.
+ */
 export interface Packet {
   /** CLOCK_BOOTTIME, ns. */
   tsNs: number;
-  /** The socket's cookie, as text. */
-  socket: string;
+  /** The socket's cookie (a counter of the kernel's: exact as a double). */
+  socket: number;
   /** 0: sent to a DNS port, 1: received from one. */
   direction: number;
   /** {@linkcode UDP} or {@linkcode TCP}. */
   transport: number;
   /** 4 or 6. */
   family: number;
-  saddr: Uint8Array;
-  daddr: Uint8Array;
+  /** Where the source and destination addresses (16 bytes each) are in `bytes`. */
+  saddrAt: number;
+  daddrAt: number;
   sport: number;
   dport: number;
   owner: Owner;
@@ -43,6 +47,30 @@ export interface Packet {
   start: number;
   copied: number;
   len: number;
+}
+
+/**
+ * 16 address bytes as 4 little-endian words: copied out of the ring without a typed array
+ * allocation per packet (those cost more than the rest of a packet's pairing).
+ */
+export type Address = readonly [number, number, number, number];
+
+/** The address at `bytes[at, at + 16)`. */
+export function addressAt(bytes: Uint8Array, at: number): Address {
+  const w = (i: number) =>
+    (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) >>> 0;
+  return [w(at), w(at + 4), w(at + 8), w(at + 12)];
+}
+
+/** Writes an address back as its 16 bytes at `out[at]`. */
+export function writeAddress(address: Address, out: Uint8Array, at: number): void {
+  for (let k = 0; k < 4; k++) {
+    const w = address[k];
+    out[at + 4 * k] = w & 0xff;
+    out[at + 4 * k + 1] = (w >>> 8) & 0xff;
+    out[at + 4 * k + 2] = (w >>> 16) & 0xff;
+    out[at + 4 * k + 3] = w >>> 24;
+  }
 }
 
 /** Who sent the query. */
@@ -63,19 +91,21 @@ export interface Query {
   tsNs: number;
   /** When it times out. */
   deadlineNs: number;
-  socket: string;
+  socket: number;
   id: number;
   name: string;
   type: number;
   transport: number;
   family: number;
   /** Where it was sent first: 16 bytes and the port. */
-  server: Uint8Array;
+  server: Address;
   serverPort: number;
   clientPort: number;
   owner: Owner;
   /** How often it was sent (more than 1: retried before an answer). */
   attempts: number;
+  /** Ended (answered, timed out or dropped): the queue skips it. */
+  done: boolean;
 }
 
 /** How a query ended. */
@@ -87,7 +117,7 @@ export interface Outcome {
   /** The answer, if one came. */
   answer: DnsMessage | null;
   /** Who answered (16 bytes, port), if one did. */
-  answeredBy: { addr: Uint8Array; port: number } | null;
+  answeredBy: { addr: Address; port: number } | null;
 }
 
 /** Things that did not become (part of) an event, counted by kind. */
@@ -109,11 +139,19 @@ interface Stream {
 
 /** Pairs queries and answers; calls `emit` for every query that ended, in time order. */
 export class Pairing {
-  readonly #pending = new Map<string, Query>();
-  readonly #streams = new Map<string, Stream>();
+  /** Waiting queries by socket, then message id (no string key per packet). */
+  readonly #bySocket = new Map<number, Map<number, Query[]>>();
+  /** Every query in the order first sent, which is deadline order; ended ones are skipped. */
+  #queue: Query[] = [];
+  #head = 0;
+  #size = 0;
+  /** TCP stream state by socket * 2 + direction. */
+  readonly #streams = new Map<number, Stream>();
+  /** At most the deadline of the oldest waiting query (Infinity: none waits). */
+  #nextDeadlineNs = Infinity;
   readonly #emit: (outcome: Outcome) => void;
   readonly #count: (kind: Anomaly, n: number, tsNs: number) => void;
-  timeoutNs: number;
+  readonly timeoutNs: number;
 
   constructor(
     options: {
@@ -129,14 +167,19 @@ export class Pairing {
 
   /** Queries waiting for an answer now. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#size;
   }
 
   /** Ends, as timeouts, the queries whose deadline is at or before `nowNs`. */
   expire(nowNs: number): void {
-    for (const [key, query] of this.#pending) {
-      if (query.deadlineNs > nowNs) break; // insertion order is deadline order
-      this.#pending.delete(key);
+    if (nowNs < this.#nextDeadlineNs) return;
+    for (;;) {
+      const query = this.#oldest();
+      if (!query || query.deadlineNs > nowNs) {
+        this.#nextDeadlineNs = query ? query.deadlineNs : Infinity;
+        return;
+      }
+      this.#remove(query);
       this.#emit({
         query,
         outcome: "timeout",
@@ -149,9 +192,45 @@ export class Pairing {
 
   /** Forgets every waiting query (the program stopped and its answers went unseen). */
   abandon(nowNs: number): void {
-    if (this.#pending.size) this.#count("abandoned", this.#pending.size, nowNs);
-    this.#pending.clear();
+    if (this.#size) this.#count("abandoned", this.#size, nowNs);
+    this.#bySocket.clear();
+    this.#queue = [];
+    this.#head = 0;
+    this.#size = 0;
+    this.#nextDeadlineNs = Infinity;
     this.#streams.clear();
+  }
+
+  /** The oldest waiting query (ended ones at the queue's head are passed), or undefined. */
+  #oldest(): Query | undefined {
+    const queue = this.#queue;
+    while (this.#head < queue.length && queue[this.#head].done) this.#head++;
+    if (this.#head > 4096 && this.#head * 2 > queue.length) {
+      this.#queue = queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return this.#queue[this.#head];
+  }
+
+  /** Takes a waiting query out (it ended). */
+  #remove(query: Query): void {
+    query.done = true;
+    this.#size--;
+    const byId = this.#bySocket.get(query.socket)!;
+    const list = byId.get(query.id)!;
+    if (list.length === 1) {
+      byId.delete(query.id);
+      if (byId.size === 0) this.#bySocket.delete(query.socket);
+    } else list.splice(list.indexOf(query), 1);
+  }
+
+  /** The waiting query of a socket with this id and question (any question when null). */
+  #find(socket: number, id: number, question: { name: string; type: number } | null) {
+    const list = this.#bySocket.get(socket)?.get(id);
+    if (!list) return undefined;
+    if (!question) return list[0]; // an answer without its question (some FORMERR answers)
+    for (const q of list) if (q.type === question.type && q.name === question.name) return q;
+    return undefined;
   }
 
   /** Takes one packet the kernel saw. */
@@ -166,7 +245,7 @@ export class Pairing {
 
   /** A TCP segment's data: length prefixes and messages. */
   #segment(p: Packet): void {
-    const key = `${p.socket}/${p.direction}`;
+    const key = p.socket * 2 + p.direction;
     const stream = this.#streams.get(key);
     let pos = 0;
     if (stream) {
@@ -195,7 +274,7 @@ export class Pairing {
   }
 
   /** The message of `length` bytes at `pos` of a segment; returns where the next one starts. */
-  #framed(p: Packet, key: string, pos: number, length: number): number {
+  #framed(p: Packet, key: number, pos: number, length: number): number {
     const here = Math.min(length, p.len - pos);
     if (here < length) this.#keep(key, { skip: length - here, prefix: -1 });
     const copied = Math.max(0, Math.min(p.copied - pos, here));
@@ -204,7 +283,7 @@ export class Pairing {
     return pos + length;
   }
 
-  #keep(key: string, stream: Stream): void {
+  #keep(key: number, stream: Stream): void {
     if (this.#streams.size >= MAX_STREAMS) {
       this.#streams.delete(this.#streams.keys().next().value!);
     }
@@ -231,17 +310,17 @@ export class Pairing {
       this.#count("malformed", 1, p.tsNs); // sent to a DNS port, but no query
       return;
     }
-    const key = `${p.socket}/${message.id}/${q.type}/${q.name}`;
-    const known = this.#pending.get(key);
+    const known = this.#find(p.socket, message.id, q);
     if (known) {
       known.attempts++;
       return;
     }
-    if (this.#pending.size >= MAX_PENDING) {
-      this.#pending.delete(this.#pending.keys().next().value!);
+    if (this.#size >= MAX_PENDING) {
+      this.#remove(this.#oldest()!);
       this.#count("pending_overflow", 1, p.tsNs);
     }
-    this.#pending.set(key, {
+    if (this.#size === 0) this.#nextDeadlineNs = p.tsNs + this.timeoutNs;
+    const query: Query = {
       tsNs: p.tsNs,
       deadlineNs: p.tsNs + this.timeoutNs,
       socket: p.socket,
@@ -250,12 +329,20 @@ export class Pairing {
       type: q.type,
       transport: p.transport,
       family: p.family,
-      server: p.daddr.slice(),
+      server: addressAt(p.bytes, p.daddrAt),
       serverPort: p.dport,
       clientPort: p.sport,
-      owner: p.owner,
+      owner: { ...p.owner }, // the caller may reuse its packet and owner
       attempts: 1,
-    });
+      done: false,
+    };
+    this.#queue.push(query);
+    this.#size++;
+    let byId = this.#bySocket.get(p.socket);
+    if (!byId) this.#bySocket.set(p.socket, byId = new Map());
+    const list = byId.get(message.id);
+    if (list) list.push(query);
+    else byId.set(message.id, [query]);
   }
 
   #answer(p: Packet, message: DnsMessage): void {
@@ -263,31 +350,19 @@ export class Pairing {
       this.#count("malformed", 1, p.tsNs); // received from a DNS port, but no answer
       return;
     }
-    const q = message.question;
-    let key: string | undefined;
-    if (q) key = `${p.socket}/${message.id}/${q.type}/${q.name}`;
-    else { // an answer without its question (some FORMERR answers): by socket and id
-      const prefix = `${p.socket}/${message.id}/`;
-      for (const k of this.#pending.keys()) {
-        if (k.startsWith(prefix)) {
-          key = k;
-          break;
-        }
-      }
-    }
-    const query = key === undefined ? undefined : this.#pending.get(key);
+    const query = this.#find(p.socket, message.id, message.question);
     if (!query) {
       this.#count("unmatched_answers", 1, p.tsNs);
       return;
     }
-    this.#pending.delete(key!);
+    this.#remove(query);
     if (message.answersCut) this.#count("answers_cut", message.answersCut, p.tsNs);
     this.#emit({
       query,
       outcome: isAnswerRcode(message.rcode) ? "answered" : "error",
       tsNs: p.tsNs,
       answer: message,
-      answeredBy: { addr: p.saddr.slice(), port: p.sport },
+      answeredBy: { addr: addressAt(p.bytes, p.saddrAt), port: p.sport },
     });
   }
 }

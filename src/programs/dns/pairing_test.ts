@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { buildMessage, framed, ipv4 } from "./_testing.ts";
 import {
+  addressAt,
   type Anomaly,
   MAX_PENDING,
   type Outcome,
@@ -9,6 +10,7 @@ import {
   Pairing,
   TCP,
   UDP,
+  writeAddress,
 } from "./pairing.ts";
 
 const A = 1, AAAA = 28;
@@ -34,23 +36,26 @@ function packet(
   direction: 0 | 1,
   tsMs: number,
   payload: Uint8Array,
-  options: { socket?: string; transport?: number; copied?: number; len?: number } = {},
+  options: { socket?: number; transport?: number; copied?: number; len?: number } = {},
 ): Packet {
-  const bytes = new Uint8Array(payload.length + 16).fill(0xa5);
-  bytes.set(payload, 8);
+  // the addresses, then the payload, as in a record
+  const bytes = new Uint8Array(payload.length + 48).fill(0xa5);
+  bytes.set(direction === 0 ? CLIENT : SERVER, 0);
+  bytes.set(direction === 0 ? SERVER : CLIENT, 16);
+  bytes.set(payload, 40);
   return {
     tsNs: tsMs * MS,
-    socket: options.socket ?? "1:100",
+    socket: options.socket ?? 100,
     direction,
     transport: options.transport ?? UDP,
     family: 4,
-    saddr: direction === 0 ? CLIENT : SERVER,
-    daddr: direction === 0 ? SERVER : CLIENT,
+    saddrAt: 0,
+    daddrAt: 16,
     sport: direction === 0 ? 40000 : 53,
     dport: direction === 0 ? 53 : 40000,
     owner: OWNER,
     bytes,
-    start: 8,
+    start: 40,
     copied: options.copied ?? payload.length,
     len: options.len ?? payload.length,
   };
@@ -86,7 +91,10 @@ Deno.test("Pairing: A and AAAA sent together on one socket are two queries, each
   assert.equal(first.query.owner.pid, 42);
   assert.equal(first.query.serverPort, 53);
   assert.equal(first.query.clientPort, 40000);
-  assert.deepEqual([...first.answeredBy!.addr.subarray(0, 4)], [127, 0, 0, 53]);
+  const answeredBy = new Uint8Array(16);
+  writeAddress(first.answeredBy!.addr, answeredBy, 0);
+  assert.deepEqual([...answeredBy], [...SERVER]);
+  assert.deepEqual(first.query.server, addressAt(SERVER, 0));
   assert.equal(first.answer?.answers[0].data, "127.0.0.5");
   assert.equal(counts.size, 0);
 });
@@ -131,15 +139,15 @@ Deno.test("Pairing: a retry before the answer is another attempt; latency from t
 
 Deno.test("Pairing: answers are matched by socket, id and question; the rest is counted", () => {
   const { pairing, outcomes, counts } = harness();
-  pairing.packet(packet(0, 1, query(1, "a.test"), { socket: "1:1" }));
-  pairing.packet(packet(1, 2, answer(1, "a.test"), { socket: "1:2" })); // another socket
-  pairing.packet(packet(1, 3, answer(1, "b.test"), { socket: "1:1" })); // another question
-  pairing.packet(packet(1, 4, answer(2, "a.test"), { socket: "1:1" })); // another id
+  pairing.packet(packet(0, 1, query(1, "a.test"), { socket: 1 }));
+  pairing.packet(packet(1, 2, answer(1, "a.test"), { socket: 2 })); // another socket
+  pairing.packet(packet(1, 3, answer(1, "b.test"), { socket: 1 })); // another question
+  pairing.packet(packet(1, 4, answer(2, "a.test"), { socket: 1 })); // another id
   assert.equal(outcomes.length, 0);
   assert.equal(counts.get("unmatched_answers"), 3);
-  pairing.packet(packet(1, 5, answer(1, "a.test"), { socket: "1:1" }));
+  pairing.packet(packet(1, 5, answer(1, "a.test"), { socket: 1 }));
   assert.equal(outcomes.length, 1);
-  pairing.packet(packet(1, 6, answer(1, "a.test"), { socket: "1:1" })); // a duplicate
+  pairing.packet(packet(1, 6, answer(1, "a.test"), { socket: 1 })); // a duplicate
   assert.equal(counts.get("unmatched_answers"), 4);
 });
 
@@ -221,7 +229,7 @@ Deno.test("Pairing: DNS over TCP, an answer over several segments, then two in o
 Deno.test("Pairing: at most MAX_PENDING wait; the oldest are dropped and counted", () => {
   const { pairing, counts } = harness();
   for (let i = 0; i < MAX_PENDING + 3; i++) {
-    pairing.packet(packet(0, 1, query(i & 0xffff, `n${i}.test`), { socket: `s:${i >> 16}` }));
+    pairing.packet(packet(0, 1, query(i & 0xffff, `n${i}.test`), { socket: 1000 + (i >> 16) }));
   }
   assert.equal(pairing.pending, MAX_PENDING);
   assert.equal(counts.get("pending_overflow"), 3);
@@ -236,4 +244,11 @@ Deno.test("Pairing: abandon forgets the waiting queries and counts them", () => 
   assert.equal(counts.get("abandoned"), 2);
   pairing.expire(1e9 * MS);
   assert.equal(outcomes.length, 0);
+});
+
+Deno.test("addressAt and writeAddress: 16 bytes there and back, high bits too", () => {
+  const bytes = Uint8Array.from({ length: 20 }, (_, i) => (i * 37 + 200) & 0xff);
+  const out = new Uint8Array(20);
+  writeAddress(addressAt(bytes, 3), out, 2);
+  assert.deepEqual([...out.subarray(2, 18)], [...bytes.subarray(3, 19)]);
 });

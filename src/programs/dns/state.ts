@@ -15,14 +15,15 @@ export const NOT_RECORDED = "dns/not_recorded";
 /** What the program keeps per store across its restarts. */
 export interface State {
   pairing: Pairing | null;
-  names: NameIndex;
+  /** Names by their interned id (compared as numbers per answer). */
+  names: NameIndex<number>;
 }
 
 const states = new WeakMap<Store, State>();
 
 export function stateOf(store: Store): State {
   let state = states.get(store);
-  if (!state) states.set(store, state = { pairing: null, names: new NameIndex() });
+  if (!state) states.set(store, state = { pairing: null, names: new NameIndex<number>() });
   return state;
 }
 
@@ -44,5 +45,6 @@ export function notRecorded(store: Store, since: number, until: number): Map<str
  */
 export function destinationName(store: Store, ip: string | null, asker: Asker): string | null {
   if (ip === null) return null;
-  return states.get(store)?.names.nameOf(ip, asker) ?? null;
+  const id = states.get(store)?.names.nameOf(ip, asker) ?? null;
+  return id === null ? null : store.strings.get(id);
 }

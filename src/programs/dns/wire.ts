@@ -58,6 +58,9 @@ export class MalformedMessage extends Error {
   }
 }
 
+/** A name's text is written here before it becomes one string (at most 4 bytes per byte). */
+const NAME_TEXT = new Uint8Array(1024);
+
 /** Thrown inside the parser when a read passes the end of the copied bytes. */
 class CopyEnd extends Error {}
 
@@ -169,7 +172,8 @@ class Reader {
 
   /** A name at `at` (with compression pointers): its text and where the record goes on. */
   name(at: number): { text: string; end: number } {
-    const labels: string[] = [];
+    const out = NAME_TEXT;
+    let n = 0;
     let end = -1;
     let wire = 0;
     for (let jumps = 0;;) {
@@ -189,23 +193,35 @@ class Reader {
       this.#check(at + 1, len);
       wire += len + 1;
       if (wire > 254) throw new MalformedMessage("a name longer than 255 bytes");
-      labels.push(this.#label(at + 1, len));
+      if (n) out[n++] = 0x2e;
+      n = this.#label(at + 1, len, out, n);
       at += len + 1;
     }
-    return { text: labels.length ? labels.join(".") : ".", end };
+    if (n === 0) return { text: ".", end };
+    return { text: String.fromCharCode.apply(null, out.subarray(0, n) as never), end };
   }
 
-  /** A label as text: lowercase, with `.`, `\` and unprintable bytes escaped as dig does. */
-  #label(at: number, len: number): string {
-    let text = "";
+  /**
+   * Writes a label's text at `out[n]`: lowercase, with `.`, `\` and unprintable bytes escaped as
+   * dig does (`\.`, `\\`, `\032`); returns where the text ends.
+   */
+  #label(at: number, len: number, out: Uint8Array, n: number): number {
+    const from = this.start + at;
     for (let i = 0; i < len; i++) {
-      let c = this.bytes[this.start + at + i];
+      let c = this.bytes[from + i];
       if (c >= 0x41 && c <= 0x5a) c += 0x20;
-      if (c === 0x2e || c === 0x5c) text += "\\" + String.fromCharCode(c);
-      else if (c > 0x20 && c < 0x7f) text += String.fromCharCode(c);
-      else text += "\\" + String(c).padStart(3, "0");
+      if (c > 0x20 && c < 0x7f && c !== 0x2e && c !== 0x5c) out[n++] = c;
+      else if (c === 0x2e || c === 0x5c) {
+        out[n++] = 0x5c;
+        out[n++] = c;
+      } else {
+        out[n++] = 0x5c;
+        out[n++] = 0x30 + Math.floor(c / 100);
+        out[n++] = 0x30 + Math.floor(c / 10) % 10;
+        out[n++] = 0x30 + c % 10;
+      }
     }
-    return text;
+    return n;
   }
 
   /** A record's data as text. */
