@@ -5,6 +5,8 @@
  */
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { VERSION } from "../version.ts";
+import { goDuration } from "./compat_shapes.ts";
 import { errorContent } from "./errors.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
 import { type AppContext, listEvents } from "./service.ts";
@@ -26,8 +28,15 @@ const ProgramStatus = z.object({
 }).openapi("ProgramStatus");
 
 const Health = z.object({
-  status: z.enum(["ok", "degraded"]).openapi({
-    description: "degraded when a program is not running",
+  status: z.enum(["healthy", "degraded"]).openapi({
+    description:
+      "healthy when every program runs (this was `ok` before; `healthy` is the original project's word), degraded when one does not",
+  }),
+  component: z.string().openapi({ description: "what answers", example: "ebpf-server" }),
+  version: z.string().openapi({ description: "the server's version", example: VERSION }),
+  uptime: z.string().openapi({
+    description: "time since start, as Go prints a duration (the original's field)",
+    example: "1h2m5s",
   }),
   uptime_seconds: z.number(),
   programs: z.array(ProgramStatus),
@@ -49,6 +58,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/health",
+      operationId: "getHealth",
+      tags: ["server"],
       summary: "Server and program health",
       responses: {
         200: { description: "health", content: { "application/json": { schema: Health } } },
@@ -57,9 +68,13 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     (c) => {
       manager.drain(); // counts as of now, not as of the last drain
       const list = manager.statuses();
+      const uptime = (Date.now() - ctx.startedAt) / 1000;
       return c.json({
-        status: list.every((p) => p.state === "running") ? "ok" as const : "degraded" as const,
-        uptime_seconds: (Date.now() - ctx.startedAt) / 1000,
+        status: list.every((p) => p.state === "running") ? "healthy" as const : "degraded" as const,
+        component: "ebpf-server",
+        version: VERSION,
+        uptime: goDuration(uptime),
+        uptime_seconds: uptime,
         programs: list,
         store: { capacity: store.capacity, size: store.size, evicted: store.evicted() },
       }, 200);
@@ -70,6 +85,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/api/programs",
+      operationId: "listPrograms",
+      tags: ["server"],
       summary: "Every monitoring program with its state and counters",
       responses: {
         200: {
@@ -91,6 +108,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
       createRoute({
         method: "post",
         path: `/api/programs/{name}/${action}`,
+        operationId: `${action}Program`,
+        tags: ["server"],
         summary: action === "start"
           ? "Load and attach a program (no-op when running)"
           : "Detach and unload a program (no-op when stopped); its stored events stay",
@@ -136,6 +155,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/api/events",
+      operationId: "listEvents",
+      tags: ["events"],
       summary: "Recent events of every program, newest first",
       request: { query: EventsQuery },
       responses: {
