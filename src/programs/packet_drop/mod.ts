@@ -330,6 +330,7 @@ export const packetDrop = defineProgram<Columns>({
       createRoute({
         method: "get",
         path: "/api/drop-reasons",
+        operationId: "listDropReasons",
         tags: ["packet_drop"],
         summary: "Every drop reason the running kernel knows (from its BTF), code and name",
         responses: {

@@ -448,6 +448,7 @@ export const tcpLife = defineProgram<Columns>({
       createRoute({
         method: "get",
         path: "/api/programs/tcp_life/open",
+        operationId: "listOpenTcpConnections",
         tags: ["tcp_life"],
         summary: "TCP connections open now (in the server's network namespace), with live counters",
         responses: {
