@@ -48,13 +48,25 @@ interface EventList {
   truncated: boolean;
 }
 
-/** A connection event of the compatibility listing: the family as its number, and more. */
-type CompatEvent = Omit<ConnectionEvent, "address_family"> & {
-  address_family: number;
-  address_family_name: string;
-  return_code: number;
-  time: string;
-};
+/**
+ * A connection event of the compatibility listing: the family as its number, strings and numbers
+ * where the native event has null ("" and 0), and more.
+ */
+type CompatEvent =
+  & Omit<
+    ConnectionEvent,
+    "address_family" | "destination_ip" | "destination_port" | "protocol" | "socket_type"
+  >
+  & {
+    address_family: number;
+    destination_ip: string;
+    destination_port: number;
+    protocol: string;
+    socket_type: string;
+    address_family_name: string;
+    return_code: number;
+    time: string;
+  };
 
 const FAMILY_NUMBERS: Record<string, number> = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10 };
 
@@ -67,7 +79,16 @@ function nativeOf(e: CompatEvent): ConnectionEvent {
   assert.equal(address_family, FAMILY_NUMBERS[address_family_name], address_family_name);
   assert.equal(return_code, e.ret);
   assert.equal(time, e.wall_time);
-  return { ...rest, address_family: address_family_name };
+  const ip = address_family_name === "AF_INET" || address_family_name === "AF_INET6";
+  if (!ip) assert.deepEqual([e.destination_ip, e.destination_port], ["", 0]);
+  return {
+    ...rest,
+    address_family: address_family_name,
+    destination_ip: ip ? e.destination_ip : null,
+    destination_port: ip ? e.destination_port : null,
+    protocol: e.protocol || null,
+    socket_type: e.socket_type || null,
+  };
 }
 
 const ECONNREFUSED = 111;

@@ -5,8 +5,10 @@
  *
  * - events: the native event plus `address_family` as the family's number (2 for AF_INET, as the
  *   original printed it; the name moves to `address_family_name`), `return_code` (= `ret`) and
- *   `time` (= `wall_time`); packet drops also get `drop_reason`, `drop_reason_code` and
- *   `skb_length` / `packet_size_bytes`.
+ *   `time` (= `wall_time`); a connection's `destination_ip`, `destination_port`, `protocol` and
+ *   `socket_type` are always a string or number, as there ("" or 0 where the native event has
+ *   null); packet drops also get `drop_reason`, `drop_reason_code` and `skb_length` /
+ *   `packet_size_bytes`.
  * - lists: `total_pids`, `total_events`, `events_by_pid` (`{"<pid>": [events]}`), `query_time`
  *   and a `message`, beside this project's `count`, `limit`, `truncated` and the flat list.
  * - summaries: `count`, `pid` (0 for any), `command` ("" for any), `duration_seconds`,
@@ -46,11 +48,33 @@ const time = z.string().openapi({
   example: "2026-11-25T03:20:46.797542Z",
 });
 
-const CompatConnectionEvent = ConnectionEvent.omit({ address_family: true }).extend({
+const CompatConnectionEvent = ConnectionEvent.omit({
+  address_family: true,
+  destination_ip: true,
+  destination_port: true,
+  protocol: true,
+  socket_type: true,
+}).extend({
   address_family: z.number().int().openapi({
     description:
       "family of the destination sockaddr as its number (1 AF_UNIX, 2 AF_INET, 10 AF_INET6), as the original project printed it",
     example: 2,
+  }),
+  protocol: z.string().openapi({
+    description: 'the socket\'s protocol (TCP, UDP, UNIX, ...); "" if the fd was no socket',
+    example: "TCP",
+  }),
+  socket_type: z.string().openapi({
+    description: 'the socket\'s type (STREAM, DGRAM, ...); "" if the fd was no socket',
+    example: "STREAM",
+  }),
+  destination_ip: z.string().openapi({
+    description: 'destination IPv4 or IPv6 address; "" for other families (as in the original)',
+    example: "127.0.0.1",
+  }),
+  destination_port: z.number().int().openapi({
+    description: "destination port; 0 for other families",
+    example: 443,
   }),
   address_family_name: z.string().openapi({
     description: "the family's name, which /api/programs/connection/events gives as address_family",
@@ -171,6 +195,10 @@ const connection: CompatShape = {
     return {
       ...json,
       address_family: familyNumber(name),
+      protocol: json.protocol ?? "",
+      socket_type: json.socket_type ?? "",
+      destination_ip: json.destination_ip ?? "",
+      destination_port: json.destination_port ?? 0,
       address_family_name: name,
       return_code: json.ret,
       time: json.wall_time,

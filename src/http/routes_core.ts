@@ -33,6 +33,7 @@ const Health = z.object({
       "healthy when every program runs (this was `ok` before; `healthy` is the original project's word), degraded when one does not",
   }),
   component: z.string().openapi({ description: "what answers", example: "ebpf-server" }),
+  service: z.string().openapi({ description: "the same (an older name)", example: "ebpf-server" }),
   version: z.string().openapi({ description: "the server's version", example: VERSION }),
   uptime: z.string().openapi({
     description: "time since start, as Go prints a duration (the original's field)",
@@ -72,6 +73,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
       return c.json({
         status: list.every((p) => p.state === "running") ? "healthy" as const : "degraded" as const,
         component: "ebpf-server",
+        service: "ebpf-server",
         version: VERSION,
         uptime: goDuration(uptime),
         uptime_seconds: uptime,
