@@ -633,7 +633,7 @@ Deno.test({
           assert.equal(s.duration, 60);
           assert.equal(
             s.message,
-            `${K} packet drops of pid ${py.pid} in the last 60 seconds, most often NO_SOCKET (${K}) (from the stored events).`,
+            `${K} packet drops of pid ${py.pid} in the last 60 seconds, most often NO_SOCKET (${K}), counted from the stored events.`,
           );
         }
       });

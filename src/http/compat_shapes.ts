@@ -174,7 +174,8 @@ function caveats(s: Json): string {
   }
   const lost = s.events_lost as number;
   if (lost > 0) {
-    notes.push(` ${counted(lost, "event")} of the window were lost in the kernel (ring full).`);
+    const were = lost === 1 ? "was" : "were";
+    notes.push(` ${counted(lost, "event")} of the window ${were} lost in the kernel (ring full).`);
   }
   return notes.join("");
 }
@@ -237,8 +238,8 @@ const packetDrop: CompatShape = {
     const [reason, times] = Object.entries(s.by_reason as Record<string, number>)[0] ?? [];
     const most = reason === undefined ? "" : `, most often ${reason} (${times})`;
     const source = s.counts_source === "kernel"
-      ? " (the kernel's own counters)"
-      : " (from the stored events)";
+      ? ", counted by the kernel"
+      : ", counted from the stored events";
     return `${counted(n, "packet drop")}${byWhom(s, "of")} ${window(s)}${most}${
       n === 0 ? "" : source
     }.${caveats(s)}`;
