@@ -733,8 +733,19 @@ Deno.test("compat POST bodies are read as JSON whatever their content-type (curl
     const list = await ok(app, "/api/list-connections", post({ pid: 200 }, type));
     assert.equal(list.total_events, 1, type);
   }
-  const noType = await ok(app, "/api/connection-summary", { method: "POST", body: '{"pid":100}' });
-  assert.equal(noType.count, 3);
+  const plain = await ok(app, "/api/connection-summary", { method: "POST", body: '{"pid":100}' });
+  assert.equal(plain.count, 3); // text/plain, as fetch labels a string
+  // no content-type at all (a Blob without a type)
+  const noType = await ok(app, "/api/connection-summary", {
+    method: "POST",
+    body: new Blob(['{"pid":200}']),
+  });
+  assert.equal(noType.count, 1);
+  const empty = await ok(app, "/api/list-connections", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+  assert.equal(empty.total_events, CONNECTS.length, "an empty body: no filters");
 });
 
 Deno.test("compat packet drop paths answer in the original's shapes too", async () => {

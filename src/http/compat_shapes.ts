@@ -265,8 +265,12 @@ export function queryTime(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
 }
 
-/** A native summary as the compatibility paths give it. */
-export function compatSummaryOf(shape: CompatShape, summary: Json, now: number): Json {
+/** A native summary as the compatibility paths give it, made at `now` (Unix ms). */
+export function compatSummaryOf(
+  shape: CompatShape,
+  summary: Json,
+  { now }: { now: number },
+): Json {
   return {
     count: shape.count(summary),
     ...summary,
@@ -278,11 +282,11 @@ export function compatSummaryOf(shape: CompatShape, summary: Json, now: number):
   };
 }
 
-/** A native listing (`listEvents`) in the compatibility shape. */
+/** A native listing (`listEvents`) in the compatibility shape, made at `now` (Unix ms). */
 export function compatListOf(
   shape: CompatShape,
   list: { count: number; limit: number; truncated: boolean; events: Json[] },
-  now: number,
+  { now }: { now: number },
 ): Json {
   const events = list.events.map((e) => shape.event(e));
   const byPid: Record<string, Json[]> = {};

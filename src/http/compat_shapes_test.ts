@@ -48,7 +48,7 @@ Deno.test("a summary's message says how far to trust it", () => {
       window_complete: false,
       events_lost: 1,
     }),
-    NOW,
+    { now: NOW },
   );
   assert.equal(
     s.message,
@@ -58,7 +58,8 @@ Deno.test("a summary's message says how far to trust it", () => {
   );
   assert.deepEqual([s.count, s.pid, s.command, s.duration], [1, 7, "", 60]);
   assert.equal(
-    compatSummaryOf(connection, summary({ total_attempts: 0, events_lost: 3 }), NOW).message,
+    compatSummaryOf(connection, summary({ total_attempts: 0, events_lost: 3 }), { now: NOW })
+      .message,
     "0 connect() calls in the last 60 seconds. 3 events of the window were lost in the kernel (ring full).",
   );
 });
@@ -72,7 +73,7 @@ Deno.test("a drop summary's message names the commonest reason and where counts 
       by_reason: { QUEUE_PURGE: 17, NO_SOCKET: 5 },
       duration_seconds: 1,
     }),
-    NOW,
+    { now: NOW },
   );
   assert.equal(kernel.count, 22);
   assert.equal(
@@ -87,7 +88,7 @@ Deno.test("a drop summary's message names the commonest reason and where counts 
       by_reason: { NO_SOCKET: 1 },
       command: "nc",
     }),
-    NOW,
+    { now: NOW },
   );
   assert.equal(
     filtered.message,
@@ -105,7 +106,7 @@ Deno.test("a list groups events by pid, each pid's newest first, and keeps the f
     length: 9,
   });
   const events = [e(2, 3), e(1, 2), e(2, 1)];
-  const list = compatListOf(drops, { count: 3, limit: 3, truncated: true, events }, NOW);
+  const list = compatListOf(drops, { count: 3, limit: 3, truncated: true, events }, { now: NOW });
   assert.deepEqual(Object.keys(list.events_by_pid as object), ["1", "2"]);
   const two = (list.events_by_pid as Record<string, { wall_time: string }[]>)["2"];
   assert.deepEqual(two.map((x) => x.wall_time), [events[0].wall_time, events[2].wall_time]);

@@ -104,14 +104,18 @@ function filters<T extends { pid?: number; command?: string }>(q: T): T {
 
 const JSON_TYPE = /^application\/([a-z.-]+\+)?json/i;
 
-/** Has a POST body that is not labelled JSON read as JSON, as the original server did. */
+/**
+ * Has a POST body that is not labelled JSON (curl -d says x-www-form-urlencoded; some clients say
+ * nothing) read as JSON, as the original server did. An empty body stays empty: no filters.
+ */
 async function bodyAsJson(c: Context, next: Next): Promise<void> {
   const type = c.req.header("content-type");
-  if (c.req.method === "POST" && type !== undefined && !JSON_TYPE.test(type)) {
-    const text = await c.req.raw.clone().text();
+  if (c.req.method === "POST" && !JSON_TYPE.test(type ?? "")) {
+    const text = c.req.raw.body === null ? "" : await c.req.raw.clone().text();
     const headers = new Headers(c.req.raw.headers);
-    headers.set("content-type", "application/json");
-    c.req.raw = new Request(c.req.url, { method: "POST", headers, body: text });
+    if (text === "") headers.delete("content-type");
+    else headers.set("content-type", "application/json");
+    c.req.raw = new Request(c.req.url, { method: "POST", headers, body: text || null });
   }
   await next();
 }
@@ -135,7 +139,7 @@ function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, pa
   const respond = (c: Context, query: z.infer<typeof SummaryQuery>) => {
     const now = (ctx.now ?? Date.now)();
     const native = summarize(ctx, name, { ...filters(query) });
-    return c.json(compatSummaryOf(shape, native, now), 200);
+    return c.json(compatSummaryOf(shape, native, { now }), 200);
   };
   for (const [i, path] of paths.entries()) {
     const alias = i === 0 ? "" : ` (an alias of ${paths[0]})`;
@@ -180,7 +184,7 @@ function listRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, path:
   const respond = (c: Context, query: z.infer<typeof ListQuery>) => {
     const now = (ctx.now ?? Date.now)();
     const list = listEvents(ctx, [name], filters(query));
-    return c.json(compatListOf(shape, list, now), 200);
+    return c.json(compatListOf(shape, list, { now }), 200);
   };
   app.openapi(
     createRoute({
