@@ -93,7 +93,7 @@ bench-quick: prepare
 check: prepare
 	$(DENO) fmt --check
 	$(DENO) lint
-	$(DENO) check src/ tests/ bench/
+	$(DENO) check src/ tests/ bench/ scripts/
 
 clean:
 	rm -rf $(BUILD)/bpf $(BUILD)/vmlinux.h $(SHIM) ebpf-server bench/build

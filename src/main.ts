@@ -13,8 +13,7 @@ import { ProgramManager } from "./programs/manager.ts";
 import { programs } from "./programs/mod.ts";
 import { preflightProblem } from "./preflight.ts";
 import { Store } from "./store/mod.ts";
-
-export const VERSION = "0.1.0";
+import { VERSION } from "./version.ts";
 
 function fail(message: string, code: number): number {
   console.error(`ebpf-server: ${message}`);

@@ -190,6 +190,8 @@ export interface ServerHandle extends AsyncDisposable {
 export interface StartOptions {
   /** More flags after `--addr`. */
   args?: string[];
+  /** How the address flag is spelled (default `--addr`; the original project's binary: `-addr`). */
+  addrFlag?: string;
   /** More environment variables. */
   env?: Record<string, string>;
   /** How long to wait for /health to show every program running (default 20 s). */
@@ -232,7 +234,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
 function spawnServer(port: number, options: StartOptions): ServerHandle {
   const proc = spawnCollecting(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN_TS, "--addr", `127.0.0.1:${port}`, ...(options.args ?? [])],
+    args: [
+      "run",
+      "--allow-all",
+      MAIN_TS,
+      options.addrFlag ?? "--addr",
+      `127.0.0.1:${port}`,
+      ...(options.args ?? []),
+    ],
     cwd: ROOT_DIR,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
   });

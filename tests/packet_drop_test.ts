@@ -267,11 +267,24 @@ async function dropsOf(
     assert.equal(body.truncated, false);
     return body.events;
   }
-  const body = await server.json<{ packet_drops: DropEvent[]; truncated: boolean }>(
-    `/api/list-packet-drops?${query}`,
-  );
+  type CompatDrop = DropEvent & Record<string, unknown>;
+  const body = await server.json<
+    { packet_drops: CompatDrop[]; truncated: boolean; events_by_pid: Record<string, CompatDrop[]> }
+  >(`/api/list-packet-drops?${query}`);
   assert.equal(body.truncated, false);
-  return body.packet_drops;
+  // the original's shape: the same events under their pid, with its field names added
+  assert.deepEqual(
+    body.events_by_pid,
+    body.packet_drops.length ? { [pid]: body.packet_drops } : {},
+  );
+  return body.packet_drops.map((e) => {
+    const { drop_reason, drop_reason_code, skb_length, packet_size_bytes, time, ...native } = e;
+    assert.deepEqual(
+      [drop_reason, drop_reason_code, skb_length, packet_size_bytes, time],
+      [e.reason, e.reason_code, e.length, e.length, e.wall_time],
+    );
+    return native as DropEvent;
+  });
 }
 
 /** Waits until `pid` has at least `n` drops in namespace `ns`; returns those. */
@@ -617,6 +630,15 @@ Deno.test({
           assert.deepEqual(s.by_interface, { lo: K });
           assert.deepEqual(s.by_owner, []);
           assert.equal(s.unattributed, K);
+        }
+        // the original's fields on the compatibility path
+        for (const s of [viaGet, viaPost] as unknown as Record<string, unknown>[]) {
+          assert.equal(s.count, K);
+          assert.equal(s.duration, 60);
+          assert.equal(
+            s.message,
+            `${K} packet drops of pid ${py.pid} in the last 60 seconds, most often NO_SOCKET (${K}), counted from the stored events.`,
+          );
         }
       });
 
