@@ -637,7 +637,9 @@ Deno.test({
           assert.equal(s.duration, 60);
           assert.equal(
             s.message,
-            `${K} packet drops of pid ${py.pid} in the last 60 seconds, most often NO_SOCKET (${K}), counted from the stored events.`,
+            `${K} packet drops of pid ${py.pid} in the last 60 seconds, most often ${
+              dropReasonKey("NO_SOCKET")
+            } (${K}), counted from the stored events.`,
           );
         }
       });
