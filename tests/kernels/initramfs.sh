@@ -33,7 +33,7 @@ moddir=$(find "$KDIR/root/lib/modules" -mindepth 1 -maxdepth 1 -type d | head -n
 declare -A path_of deps_of
 while IFS= read -r line; do
   mod=${line%%:*}
-  name=$(basename "$mod")
+  name=${mod##*/}
   name=${name%%.ko*}
   path_of[${name//-/_}]=$mod
   deps_of[$mod]=${line#*:}
