@@ -60,7 +60,13 @@ mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/sources.list.d
   for s in bullseye-security bookworm-security trixie-security; do
     echo "deb [signed-by=$KEYRING] $SECURITY_MIRROR $s main"
   done
-} >"$APT/sources.list"
+} >"$APT/sources.list.tmp"
+# Replaced only when it changes: a newer sources.list makes apt rebuild its cache (~10 s).
+if cmp -s "$APT/sources.list.tmp" "$APT/sources.list"; then
+  rm "$APT/sources.list.tmp"
+else
+  mv "$APT/sources.list.tmp" "$APT/sources.list"
+fi
 APT_OPTS=(
   -o "Dir::Etc::SourceList=$APT/sources.list"
   -o "Dir::Etc::SourceParts=$APT/sources.list.d"
