@@ -26,14 +26,16 @@ ROOT=$(cd "$HERE/../.." && pwd)
 export KERNELS_DIR=${KERNELS_DIR:-$ROOT/build/kernels}
 
 # The default subset covers every program and every fallback in about a third of the time of all
-# of them (see README.md for the numbers): the kernel probes (BTF, tracefs), each program's end-to-
-# end test (the fallbacks of 5.10 and 6.1 included), the ring's wake-ups, and the programs'
-# stop/start and unload on exit. Left out by default (--tests all runs them): metrics_test.ts and
-# stream_test.ts, whose kernel side is the same as above and which take 5-12 min per kernel under
-# TCG; never in the guest: deploy_test.ts (systemd-analyze and promtool on the unit and config
-# files; it loads nothing into the kernel).
+# of them (README.md has the numbers): the kernel probes (BTF, tracefs) and /api/capabilities,
+# each program's end-to-end test (with the fallbacks of 5.10 and 6.1), the ring's wake-ups, and
+# the programs' stop/start and unload on exit. Left out by default (--tests all runs them):
+# metrics_test.ts and stream_test.ts, whose kernel side is the same as above and which take
+# 4-12 min per kernel under TCG, and the API and README tests (openapi, readme,
+# original_readme), which check user-space answers. Never in the guest: deploy_test.ts
+# (systemd-analyze and promtool on the unit and config files; it loads nothing into the kernel).
 DEFAULT_TESTS=(
   src/programs/capabilities_test.ts
+  tests/capabilities_test.ts
   tests/connection_test.ts
   tests/packet_drop_test.ts
   tests/tcp_life_test.ts
