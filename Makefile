@@ -24,7 +24,7 @@ SHIM := $(BUILD)/libebpf_shim.so
 DEPS_LIBS := $(DEPS)/lib/libbpf.a $(DEPS)/lib/libelf.a $(DEPS)/lib/libz.a
 NODE_MODULES := node_modules/.deno/.setup-cache.bin
 
-.PHONY: setup prepare run test build build-dev check clean bench bench-quick
+.PHONY: setup prepare run test test-kernels build build-dev check clean bench bench-quick
 
 setup:
 	@scripts/setup.sh
@@ -66,6 +66,12 @@ test: prepare
 	@SETUP_TEST_PACKAGES=1 scripts/setup.sh
 	$(DENO) task test
 
+# The privileged tests on Debian's 5.10, 6.1 and 6.12 kernels under qemu (tests/kernels/README.md);
+# ARGS="--kernels 6.1 --tests all" passes options to tests/kernels/run.sh.
+test-kernels: prepare
+	@SETUP_TEST_PACKAGES=1 scripts/setup.sh
+	tests/kernels/run.sh $(ARGS)
+
 COMPILE = $(if $(DENORT_BIN),DENORT_BIN=$(DENORT_BIN)) $(DENO) compile --allow-all \
 	--include $(BUILD)/bpf --include $(SHIM) --output ebpf-server
 
@@ -87,7 +93,7 @@ bench-quick: prepare
 check: prepare
 	$(DENO) fmt --check
 	$(DENO) lint
-	$(DENO) check src/ tests/ bench/
+	$(DENO) check src/ tests/ bench/ scripts/
 
 clean:
 	rm -rf $(BUILD)/bpf $(BUILD)/vmlinux.h $(SHIM) ebpf-server bench/build

@@ -276,7 +276,9 @@ export class ServerMonitor implements Monitor {
         if (res.ok) {
           const programs = body.programs as ProgramStatus[];
           const running = programs.filter((p) => p.state === "running").map((p) => p.name);
-          if (wanted === null ? body.status === "ok" : wanted.every((w) => running.includes(w))) {
+          if (
+            wanted === null ? body.status === "healthy" : wanted.every((w) => running.includes(w))
+          ) {
             break;
           }
         }

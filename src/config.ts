@@ -71,6 +71,9 @@ Flags:
   -h, --help              show this text
   -V, --version           show the version
 
+Every flag also takes Go's spellings, as the binary of the project this grew from did:
+-addr :9090, -addr=:9090, --addr=:9090; -no-docs, -no-docs=true, -no-docs=false.
+
 Environment:
   PORT                    port to listen on when --addr is not given
   LOG_LEVEL               default of --log-level
@@ -86,6 +89,94 @@ export class ConfigError extends Error {
     super(message);
     this.name = "ConfigError";
   }
+}
+
+/** Every flag, in `parseArgs`' terms; each also takes Go's spellings (see {@linkcode goFlags}). */
+const OPTIONS = {
+  addr: { type: "string" },
+  "store-capacity": { type: "string" },
+  "ring-size": { type: "string" },
+  "drain-interval": { type: "string" },
+  programs: { type: "string" },
+  "metrics-top-commands": { type: "string" },
+  "dns-ports": { type: "string" },
+  "dns-timeout": { type: "string" },
+  "log-level": { type: "string" },
+  "no-docs": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const satisfies Record<string, { type: "string" | "boolean"; short?: string }>;
+
+type OptionName = keyof typeof OPTIONS;
+
+function isOption(name: string): name is OptionName {
+  return Object.hasOwn(OPTIONS, name);
+}
+
+/** What Go's `strconv.ParseBool` accepts. */
+const GO_BOOLS: Record<string, boolean> = {
+  "1": true,
+  t: true,
+  T: true,
+  true: true,
+  TRUE: true,
+  True: true,
+  "0": false,
+  f: false,
+  F: false,
+  false: false,
+  FALSE: false,
+  False: false,
+};
+
+/**
+ * Rewrites the spellings of Go's `flag` package, which the binary of the project this grew from
+ * took (`sudo ./bin/ebpf-server -addr :9090`), into `parseArgs`' own: `-name value`, `-name=value`
+ * and `--name=value` for every long flag, and `-name=true|false` (or `1`, `0`, ...) for a boolean
+ * one. A single dash before a word that is no flag is an error naming it, not a bundle of short
+ * flags (`-adr` would otherwise be read as `-a -d -r`).
+ */
+function goFlags(args: string[]): string[] {
+  const shorts = new Set<string>(
+    Object.values(OPTIONS).flatMap((o) => "short" in o ? [o.short] : []),
+  );
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const m = /^(--?)([A-Za-z][A-Za-z0-9-]*)(?:=([^]*))?$/.exec(arg);
+    if (!m || (m[1] === "-" && m[2].length === 1)) {
+      out.push(arg);
+      continue;
+    }
+    const [, dashes, name, value] = m;
+    if (!isOption(name)) {
+      const bundle = dashes === "-" && value === undefined && [...name].every((c) => shorts.has(c));
+      if (dashes === "-" && !bundle) {
+        throw new ConfigError(`unknown flag '${arg}'; see --help`);
+      }
+      out.push(arg); // parseArgs names it
+      continue;
+    }
+    if (OPTIONS[name].type === "boolean") {
+      if (value === undefined) {
+        out.push(`--${name}`);
+        continue;
+      }
+      const on = GO_BOOLS[value];
+      if (on === undefined) {
+        throw new ConfigError(`${dashes}${name}=${value}: the value must be true or false`);
+      }
+      if (on) out.push(`--${name}`);
+      continue;
+    }
+    if (value !== undefined) {
+      out.push(`--${name}=${value}`);
+    } else {
+      out.push(`--${name}`);
+      if (i + 1 < args.length) out.push(args[++i]); // the value, whatever it looks like
+    }
+  }
+  return out;
 }
 
 /** What the command line asked for. */
@@ -143,25 +234,13 @@ export function parseConfig(
   let values;
   try {
     ({ values } = parseArgs({
-      args,
+      args: goFlags(args),
       strict: true,
       allowPositionals: false,
-      options: {
-        addr: { type: "string" },
-        "store-capacity": { type: "string" },
-        "ring-size": { type: "string" },
-        "drain-interval": { type: "string" },
-        programs: { type: "string" },
-        "metrics-top-commands": { type: "string" },
-        "dns-ports": { type: "string" },
-        "dns-timeout": { type: "string" },
-        "log-level": { type: "string" },
-        "no-docs": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
+      options: OPTIONS,
     }));
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${(err as Error).message}; see --help`);
   }
   if (values.help) return { kind: "help" };

@@ -168,3 +168,54 @@ Deno.test("HELP mentions every flag parseConfig defines", async () => {
   for (const short of shorts) assert.match(HELP, new RegExp(`-${short},`));
   for (const variable of ["PORT", "LOG_LEVEL", "DOCS_ENABLED"]) assert.ok(HELP.includes(variable));
 });
+
+Deno.test("parseConfig takes Go's flag spellings, as the original binary did", () => {
+  // The original README: sudo ./bin/ebpf-server -addr :9090
+  assert.deepEqual(pick(run(["-addr", ":9090"])), { hostname: "0.0.0.0", port: 9090 });
+  assert.deepEqual(pick(run(["-addr=127.0.0.1:9191"])), { hostname: "127.0.0.1", port: 9191 });
+  assert.deepEqual(pick(run(["--addr=:7070"])), { hostname: "0.0.0.0", port: 7070 });
+  const config = run([
+    "-store-capacity",
+    "5000",
+    "-ring-size=65536",
+    "-drain-interval",
+    "50",
+    "-programs",
+    "connection",
+    "-metrics-top-commands=3",
+    "-log-level",
+    "warn",
+  ]);
+  assert.equal(config.storeCapacity, 5000);
+  assert.equal(config.ringSize, 65536);
+  assert.equal(config.drainIntervalMs, 50);
+  assert.deepEqual(config.programs, ["connection"]);
+  assert.equal(config.metricsTopCommands, 3);
+  assert.equal(config.logLevel, "warn");
+  // a value that looks like a flag is still the value of the flag before it
+  assertRejects(["-log-level", "-addr"], {}, "--log-level");
+});
+
+Deno.test("parseConfig reads Go's boolean spellings", () => {
+  assert.equal(run(["-no-docs"]).docs, false);
+  for (const on of ["true", "1", "t", "TRUE", "True"]) {
+    assert.equal(run([`-no-docs=${on}`]).docs, false, `-no-docs=${on}`);
+    assert.equal(run([`--no-docs=${on}`]).docs, false, `--no-docs=${on}`);
+  }
+  for (const off of ["false", "0", "f", "FALSE", "False"]) {
+    assert.equal(run([`-no-docs=${off}`]).docs, true, `-no-docs=${off}`);
+  }
+  assertRejects(["-no-docs=maybe"], {}, "-no-docs");
+  assert.deepEqual(parseConfig(["-help"], {}), { kind: "help" });
+  assert.deepEqual(parseConfig(["-version"], {}), { kind: "version" });
+  assert.deepEqual(parseConfig(["-help=false", "-version"], {}), { kind: "version" });
+});
+
+Deno.test("parseConfig names a single-dash word that is no flag", () => {
+  // not read as the short flags -a -d -r
+  assertRejects(["-adr", ":9090"], {}, "'-adr'");
+  assertRejects(["-frobnicate"], {}, "'-frobnicate'");
+  assertRejects(["-x"], {}, "-x");
+  // short flags may still be bundled
+  assert.deepEqual(parseConfig(["-hV"], {}), { kind: "help" });
+});

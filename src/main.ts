@@ -14,8 +14,7 @@ import { programs } from "./programs/mod.ts";
 import { setDnsOptions } from "./programs/dns/mod.ts";
 import { preflightProblem } from "./preflight.ts";
 import { Store } from "./store/mod.ts";
-
-export const VERSION = "0.1.0";
+import { VERSION } from "./version.ts";
 
 function fail(message: string, code: number): number {
   console.error(`ebpf-server: ${message}`);

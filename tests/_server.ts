@@ -190,6 +190,8 @@ export interface ServerHandle extends AsyncDisposable {
 export interface StartOptions {
   /** More flags after `--addr`. */
   args?: string[];
+  /** How the address flag is spelled (default `--addr`; the original project's binary: `-addr`). */
+  addrFlag?: string;
   /** More environment variables. */
   env?: Record<string, string>;
   /** How long to wait for /health to show every program running (default 20 s). */
@@ -232,7 +234,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
 function spawnServer(port: number, options: StartOptions): ServerHandle {
   const proc = spawnCollecting(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN_TS, "--addr", `127.0.0.1:${port}`, ...(options.args ?? [])],
+    args: [
+      "run",
+      "--allow-all",
+      MAIN_TS,
+      options.addrFlag ?? "--addr",
+      `127.0.0.1:${port}`,
+      ...(options.args ?? []),
+    ],
     cwd: ROOT_DIR,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
   });
@@ -497,4 +506,32 @@ export async function pythonConnects(actions: PyAction[]): Promise<PyResult> {
   });
   if (out.code !== 0) throw new Error(`python child failed (${out.code}): ${out.stderr}`);
   return JSON.parse(out.stdout) as PyResult;
+}
+
+/**
+ * Whether this kernel's skb:kfree_skb gives a reason: its format file has the field (read here
+ * without BTF). Where it does not (before 5.17), every drop's reason is null and summaries count
+ * it as `unknown`.
+ */
+export const KFREE_SKB_HAS_REASON = (() => {
+  for (const dir of ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]) {
+    try {
+      return /field:[^;]*\breason;/.test(
+        Deno.readTextFileSync(`${dir}/events/skb/kfree_skb/format`),
+      );
+    } catch {
+      // not this tracefs
+    }
+  }
+  return true; // unprivileged: the privileged tests do not run
+})();
+
+/** The reason a drop of `name` has on this kernel: the name, or null where none is given. */
+export function dropReasonOf(name: string): string | null {
+  return KFREE_SKB_HAS_REASON ? name : null;
+}
+
+/** The summary key of such drops: the name, or `unknown`. */
+export function dropReasonKey(name: string): string {
+  return KFREE_SKB_HAS_REASON ? name : "unknown";
 }

@@ -48,6 +48,49 @@ interface EventList {
   truncated: boolean;
 }
 
+/**
+ * A connection event of the compatibility listing: the family as its number, strings and numbers
+ * where the native event has null ("" and 0), and more.
+ */
+type CompatEvent =
+  & Omit<
+    ConnectionEvent,
+    "address_family" | "destination_ip" | "destination_port" | "protocol" | "socket_type"
+  >
+  & {
+    address_family: number;
+    destination_ip: string;
+    destination_port: number;
+    protocol: string;
+    socket_type: string;
+    address_family_name: string;
+    return_code: number;
+    time: string;
+  };
+
+const FAMILY_NUMBERS: Record<string, number> = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10 };
+
+/**
+ * The native event of a compatibility one, after checking what the compatibility listing adds:
+ * the original project's numeric family, `return_code` and `time`.
+ */
+function nativeOf(e: CompatEvent): ConnectionEvent {
+  const { address_family, address_family_name, return_code, time, ...rest } = e;
+  assert.equal(address_family, FAMILY_NUMBERS[address_family_name], address_family_name);
+  assert.equal(return_code, e.ret);
+  assert.equal(time, e.wall_time);
+  const ip = address_family_name === "AF_INET" || address_family_name === "AF_INET6";
+  if (!ip) assert.deepEqual([e.destination_ip, e.destination_port], ["", 0]);
+  return {
+    ...rest,
+    address_family: address_family_name,
+    destination_ip: ip ? e.destination_ip : null,
+    destination_port: ip ? e.destination_port : null,
+    protocol: e.protocol || null,
+    socket_type: e.socket_type || null,
+  };
+}
+
 const ECONNREFUSED = 111;
 const EINPROGRESS = 115;
 const ENOENT = 2;
@@ -65,10 +108,12 @@ async function eventsOf(
   return await waitFor(`${expected} connection event(s) of pid ${pid}`, async () => {
     let events: ConnectionEvent[];
     if (endpoint === "list-connections") {
-      const body = await server.json<EventList & { connections: ConnectionEvent[] }>(
-        `/api/list-connections?pid=${pid}&limit=1000`,
-      );
-      events = body.connections;
+      const body = await server.json<
+        EventList & { connections: CompatEvent[]; events_by_pid: Record<string, CompatEvent[]> }
+      >(`/api/list-connections?pid=${pid}&limit=1000`);
+      // the original's shape: the same events under their pid
+      assert.deepEqual(body.events_by_pid, body.count ? { [pid]: body.connections } : {});
+      events = body.connections.map(nativeOf);
     } else {
       const body = await server.json<EventList & { events: ConnectionEvent[] }>(
         `/api/programs/connection/events?pid=${pid}&limit=1000`,
@@ -253,10 +298,10 @@ Deno.test({
             (await Deno.connect({ hostname: "127.0.0.1", port })).close();
             (await Deno.connect({ transport: "unix", path })).close();
             const mine = await waitFor("this process's two connects", async () => {
-              const body = await server.json<{ connections: ConnectionEvent[] }>(
+              const body = await server.json<{ connections: CompatEvent[] }>(
                 `/api/list-connections?pid=${Deno.pid}&limit=1000`,
               );
-              const found = body.connections.filter((e) =>
+              const found = body.connections.map(nativeOf).filter((e) =>
                 e.destination === `127.0.0.1:${port}` || e.destination === path
               );
               return found.length >= 2 ? found : undefined;

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import {
   canRunPrivileged,
+  dropReasonKey,
   freePort,
   GiveUp,
   inCI,
@@ -361,7 +362,9 @@ Deno.test({
 
       // Baselines as Prometheus stored them before the connects (no series yet counts as 0).
       const refusedQuery = `sum(ebpf_server_connect_calls_total{${job},result="ECONNREFUSED"})`;
-      const noSocketQuery = `ebpf_server_packet_drops_total{${job},reason="NO_SOCKET"}`;
+      const noSocketQuery = `ebpf_server_packet_drops_total{${job},reason="${
+        dropReasonKey("NO_SOCKET")
+      }"}`;
       const refusedBefore = (await prom.scalar(refusedQuery)) ?? 0;
       const noSocketBefore = (await prom.scalar(noSocketQuery)) ?? 0;
 

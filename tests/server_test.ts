@@ -161,7 +161,7 @@ Deno.test({
       assert.deepEqual(kernelNames(after), ["connection_ente", "connection_exit"]);
       const beforeIds = new Set(before.map((p) => p.id));
       assert.ok(after.every((p) => !beforeIds.has(p.id)), "freshly loaded programs");
-      assert.equal((await server.json<{ status: string }>("/health")).status, "ok");
+      assert.equal((await server.json<{ status: string }>("/health")).status, "healthy");
 
       // Recorded again; the ring is drained in order, so a connect made while stopped would
       // show up before this one.
@@ -227,7 +227,7 @@ Deno.test({
 
     assert.equal(first.exited(), false, "the first server still runs");
     const health = await first.json<{ status: string }>("/health");
-    assert.equal(health.status, "ok");
+    assert.equal(health.status, "healthy");
     assert.equal((await connectionProgramsOf(first.pid)).length, 2);
   },
 });

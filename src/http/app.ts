@@ -11,7 +11,7 @@ import { log } from "../log.ts";
 import { docsRoutes } from "./docs.ts";
 import { validationHook } from "./errors.ts";
 import { capabilitiesRoutes } from "./routes_capabilities.ts";
-import { compatRoutes } from "./routes_compat.ts";
+import { COMPAT_TAG, compatRoutes } from "./routes_compat.ts";
 import { coreRoutes } from "./routes_core.ts";
 import { liveRoutes } from "./routes_live.ts";
 import { programRoutes } from "./routes_programs.ts";
@@ -27,7 +27,20 @@ export function createApp(ctx: AppContext): OpenAPIHono {
   programRoutes(app, ctx);
   compatRoutes(app, ctx);
   liveRoutes(app, ctx);
-  docsRoutes(app, { docs: ctx.docs });
+  docsRoutes(app, {
+    docs: ctx.docs,
+    tags: [
+      { name: "server", description: "Health, and each program's state: start and stop them" },
+      { name: "events", description: "Events of every program, listed or streamed" },
+      ...[...ctx.programs.values()].map((p) => ({ name: p.name, description: p.description })),
+      { name: "metrics", description: "Prometheus metrics" },
+      {
+        name: COMPAT_TAG,
+        description:
+          "The paths of the project this grew from, answering in its shapes (with this project's fields beside them)",
+      },
+    ],
+  });
   app.notFound((c) =>
     c.json({ error: `no route ${c.req.method} ${c.req.path}; see /openapi.json` }, 404)
   );

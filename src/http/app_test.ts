@@ -8,7 +8,11 @@ import { batchDecoderOf } from "../programs/batch.ts";
 import { isoMicros } from "../programs/query.ts";
 import { Store } from "../store/mod.ts";
 import { createApp } from "./app.ts";
+import { COMPAT_SHAPES } from "./compat_shapes.ts";
 import type { z } from "@hono/zod-openapi";
+import { VERSION } from "../version.ts";
+
+const COMPAT_CONNECTION = COMPAT_SHAPES.get("connection")!;
 
 /** The fixed "now" of the app; events happen shortly before it. */
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
@@ -201,6 +205,10 @@ Deno.test("GET /health shows the server, programs and store", async () => {
   const { app } = setup();
   const body = await ok(app, "/health");
   assert.equal(body.status, "degraded"); // nothing is started in this test
+  assert.equal(body.component, "ebpf-server");
+  assert.equal(body.service, "ebpf-server");
+  assert.equal(body.version, VERSION);
+  assert.match(body.uptime, /^(\d+h)?(\d+m)?\d+s$/);
   assert.equal(typeof body.uptime_seconds, "number");
   assert.ok(body.uptime_seconds >= 0);
   assert.deepEqual(body.store, { capacity: 1000, size: CONNECTS.length, evicted: 0 });
@@ -295,7 +303,7 @@ Deno.test("GET /api/programs/connection/events and /api/list-connections", async
     list.connections.map((e: Json) => e.result),
     ["ok", "ok", "ECONNREFUSED"],
   );
-  for (const e of list.connections) connection.eventSchema.parse(e);
+  for (const e of list.connections) assertDocumented(COMPAT_CONNECTION.eventSchema, e, "event");
 });
 
 Deno.test("GET /api/programs/connection/summary over the default window", async () => {
@@ -333,20 +341,13 @@ function assertDocumented(schema: z.ZodType, body: Json, what: string): void {
 
 Deno.test("summary answers have exactly the documented fields", async () => {
   const { app } = setup();
-  for (
-    const path of [
-      "/api/programs/connection/summary",
-      "/api/connection-summary",
-      "/api/connections/summary",
-    ]
-  ) {
-    assertDocumented(connection.summarySchema, await ok(app, path), `GET ${path}`);
+  const native = "/api/programs/connection/summary";
+  assertDocumented(connection.summarySchema, await ok(app, native), `GET ${native}`);
+  for (const path of ["/api/connection-summary", "/api/connections/summary"]) {
+    const schema = COMPAT_CONNECTION.summarySchema;
+    assertDocumented(schema, await ok(app, path), `GET ${path}`);
+    assertDocumented(schema, await ok(app, path, post({ pid: 100 })), `POST ${path}`);
   }
-  assertDocumented(
-    connection.summarySchema,
-    await ok(app, "/api/connection-summary", post({ pid: 100 })),
-    "POST /api/connection-summary",
-  );
 });
 
 Deno.test("events have exactly the documented fields", async () => {
@@ -387,7 +388,15 @@ Deno.test("GET /api/connections/summary is the same summary", async () => {
   const b = await ok(app, "/api/connection-summary?pid=100&duration=120");
   const c = await ok(app, "/api/programs/connection/summary?pid=100&duration=120");
   assert.deepEqual(a, b);
-  assert.deepEqual(a, c);
+  // the compatibility answer is the native one with the original's fields added, and "" where
+  // the native one says null (no command filter)
+  const { count, duration, query_time, message, ...rest } = a;
+  assert.equal(rest.command, "");
+  assert.deepEqual({ ...rest, command: null }, c);
+  assert.equal(count, 3);
+  assert.equal(duration, 120);
+  assert.equal(typeof query_time, "string");
+  assert.equal(typeof message, "string");
   assert.equal(a.total_attempts, 3);
 });
 
@@ -444,8 +453,9 @@ Deno.test("bad query parameters are a 400 naming the field", async () => {
 Deno.test("bad POST bodies are JSON errors", async () => {
   const { app } = setup();
   const path = "/api/connection-summary";
-  await bad(app, path, "JSON", post("pid=100", "text/plain"), 415);
-  await bad(app, path, "JSON", post("pid=100", "application/x-www-form-urlencoded"), 415);
+  // read as JSON whatever the content-type (as the original server did): a form is no JSON
+  await bad(app, path, "JSON", post("pid=100", "text/plain"));
+  await bad(app, path, "JSON", post("pid=100", "application/x-www-form-urlencoded"));
   await bad(app, path, "'foo'", post({ foo: 1 }));
   await bad(app, path, "'pid'", post({ pid: "abc" }));
   await bad(app, path, "'pid'", post({ pid: -1 }));
@@ -564,4 +574,210 @@ Deno.test("with docs off, /docs is a 404 and /openapi.json still works", async (
   const doc = await ok(app, "/openapi.json");
   assert.ok(doc.paths["/api/events"]);
   assert.ok(!app.routes.some((r) => r.path.startsWith("/docs")));
+});
+
+// ---- the original project's shapes on the compatibility paths --------------------------------
+
+/** What the original's README example of a connection event shows, with its JSON types. */
+const ORIGINAL_EVENT_FIELDS = {
+  pid: "number",
+  command: "string",
+  destination_ip: "string",
+  destination_port: "number",
+  destination: "string",
+  address_family: "number",
+  protocol: "string",
+  socket_type: "string",
+  wall_time: "string",
+  return_code: "number",
+  time: "string",
+} as const;
+
+Deno.test("compat lists: the original's events_by_pid, totals and numeric address_family", async () => {
+  const { app } = setup();
+  for (const init of [undefined, post({})]) {
+    const list = await ok(app, "/api/list-connections", init);
+    assert.equal(list.total_events, CONNECTS.length);
+    assert.equal(list.total_pids, 4);
+    assert.deepEqual(Object.keys(list.events_by_pid).sort(), ["100", "200", "300", "400"]);
+    assert.deepEqual(
+      list.events_by_pid["100"].map((e: Json) => e.destination),
+      ["/run/app.sock", "10.1.2.3:8443", "10.1.2.3:8443"],
+      "each pid's events newest first",
+    );
+    assert.match(list.query_time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.equal(list.message, "6 connection events of 4 processes, newest first.");
+    // a script of the original: select(.address_family == 2)
+    const inet = Object.values(list.events_by_pid).flat().filter((e: Json) =>
+      e.address_family === 2
+    );
+    assert.deepEqual(inet.map((e: Json) => e.pid).sort(), [100, 100, 200, 400]);
+    for (const events of Object.values(list.events_by_pid) as Json[][]) {
+      for (const e of events) {
+        for (const [field, type] of Object.entries(ORIGINAL_EVENT_FIELDS)) {
+          assert.equal(typeof e[field], type, `${e.destination}: ${field}`);
+        }
+        if (e.address_family === 1) {
+          assert.deepEqual([e.destination_ip, e.destination_port], ["", 0], "as the original");
+        }
+        assert.equal(e.return_code, e.ret);
+        assert.equal(e.time, e.wall_time);
+        assert.equal(
+          e.address_family_name,
+          { 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6" }[
+            e.address_family as 1 | 2 | 10
+          ],
+        );
+      }
+    }
+    // the flat list of this project is the same events
+    assert.deepEqual(Object.values(list.events_by_pid).flat().length, list.connections.length);
+  }
+  // the native listing keeps the family's name
+  const native = await ok(app, "/api/programs/connection/events?pid=300");
+  assert.equal(native.events[0].address_family, "AF_INET6");
+  assert.equal(native.events[0].return_code, undefined);
+});
+
+Deno.test("compat lists filter like the native ones; pid 0 and an empty command mean any", async () => {
+  const { app } = setup();
+  const pids = async (path: string, init?: RequestInit) =>
+    (await ok(app, path, init)).connections.map((e: Json) => e.pid);
+  assert.deepEqual(await pids("/api/list-connections?pid=100&limit=2"), [100, 100]);
+  assert.deepEqual(await pids("/api/list-connections?command=nginx"), [200]);
+  assert.deepEqual(await pids("/api/list-connections?pid=0&command="), [
+    100,
+    300,
+    200,
+    100,
+    100,
+    400,
+  ]);
+  assert.deepEqual(await pids("/api/list-connections", post({ pid: 100, limit: 2 })), [100, 100]);
+  assert.deepEqual(
+    await pids("/api/list-connections", post({ pid: 0, command: "" })),
+    [100, 300, 200, 100, 100, 400],
+  );
+  const at = encodeURIComponent(new Date(tsOf(CONNECTS[3])).toISOString());
+  assert.deepEqual(await pids(`/api/list-connections?since=${at}`), [100, 300, 200]);
+  assert.deepEqual(
+    await pids("/api/list-connections", post({ since: new Date(tsOf(CONNECTS[3])).toISOString() })),
+    [100, 300, 200],
+  );
+  const empty = await ok(app, "/api/list-connections?command=nosuch");
+  assert.deepEqual(empty.events_by_pid, {});
+  assert.equal(empty.total_pids, 0);
+  assert.equal(empty.message, "No connection events matched.");
+  const cut = await ok(app, "/api/list-connections?limit=1");
+  assert.equal(cut.truncated, true);
+  assert.equal(
+    cut.message,
+    "1 connection event of 1 process, newest first. More matched than limit=1: raise limit or narrow the filters.",
+  );
+  // the native route still filters pid 0 itself
+  assert.equal((await ok(app, "/api/programs/connection/events?pid=0")).count, 0);
+  await bad(app, "/api/list-connections", "'limit'", post({ limit: 0 }));
+  await bad(app, "/api/list-connections", "'since'", post({ since: "yesterday" }));
+  await bad(app, "/api/list-connections", "'foo'", post({ foo: 1 }));
+});
+
+Deno.test("compat summaries: the original's count, pid, command, duration_seconds, query_time", async () => {
+  const { app } = setup();
+  const all = await ok(app, "/api/connection-summary");
+  assert.equal(all.count, 5);
+  assert.equal(all.pid, 0);
+  assert.equal(all.command, "");
+  assert.equal(all.duration_seconds, 60);
+  assert.equal(all.duration, 60);
+  assert.equal(all.query_time, new Date(NOW + 1_000_000).toISOString().replace(".000Z", "Z"));
+  assert.equal(
+    all.message,
+    "5 connect() calls in the last 60 seconds: 3 succeeded, 1 in progress, 1 failed.",
+  );
+
+  // the original README's requests: duration in the body, and duration_seconds as its code read
+  const readme = await ok(app, "/api/connection-summary", post({ command: "curl", duration: 300 }));
+  assert.equal(readme.count, 3);
+  assert.equal(readme.command, "curl");
+  assert.equal(readme.duration_seconds, 300);
+  assert.equal(
+    readme.message,
+    "3 connect() calls by curl in the last 300 seconds: 2 succeeded, 0 in progress, 1 failed.",
+  );
+  const code = await ok(app, "/api/connection-summary", post({ pid: 400, duration_seconds: 300 }));
+  assert.equal(code.count, 1);
+  assert.equal(code.pid, 400);
+  assert.equal(code.duration_seconds, 300);
+  assert.equal(
+    code.message,
+    "1 connect() call by pid 400 in the last 300 seconds: 1 succeeded, 0 in progress, 0 failed.",
+  );
+  // a Go client sends its zero values for the filters it does not set
+  const zero = await ok(
+    app,
+    "/api/connection-summary",
+    post({ pid: 0, command: "", duration_seconds: 60 }),
+  );
+  assert.equal(zero.count, 5);
+  const both = await ok(app, "/api/connection-summary?pid=100&command=curl");
+  assert.match(both.message, /^3 connect\(\) calls by curl \(pid 100\) in the last 60 seconds/);
+  const none = await ok(app, "/api/connection-summary?command=nosuch");
+  assert.equal(none.message, "0 connect() calls by nosuch in the last 60 seconds.");
+  // POST on the alias too
+  const alias = await ok(app, "/api/connections/summary", post({ duration: 300 }));
+  assert.equal(alias.count, 6);
+});
+
+Deno.test("compat POST bodies are read as JSON whatever their content-type (curl -d)", async () => {
+  const { app } = setup();
+  // curl -d '{...}' says application/x-www-form-urlencoded
+  for (const type of ["application/x-www-form-urlencoded", "text/plain"]) {
+    const summary = await ok(app, "/api/connection-summary", post({ command: "curl" }, type));
+    assert.equal(summary.count, 3, type);
+    const list = await ok(app, "/api/list-connections", post({ pid: 200 }, type));
+    assert.equal(list.total_events, 1, type);
+  }
+  const plain = await ok(app, "/api/connection-summary", { method: "POST", body: '{"pid":100}' });
+  assert.equal(plain.count, 3); // text/plain, as fetch labels a string
+  // no content-type at all (a Blob without a type)
+  const noType = await ok(app, "/api/connection-summary", {
+    method: "POST",
+    body: new Blob(['{"pid":200}']),
+  });
+  assert.equal(noType.count, 1);
+  const empty = await ok(app, "/api/list-connections", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+  });
+  assert.equal(empty.total_events, CONNECTS.length, "an empty body: no filters");
+});
+
+Deno.test("compat packet drop paths answer in the original's shapes too", async () => {
+  const { app } = setup();
+  const summary = await ok(app, "/api/packet-drop-summary", post({ duration: 30 }));
+  assertDocumented(COMPAT_SHAPES.get("packet_drop")!.summarySchema, summary, "drop summary");
+  assert.equal(summary.count, 0);
+  assert.equal(summary.message, "0 packet drops in the last 30 seconds.");
+  const list = await ok(app, "/api/list-packet-drops", post({}));
+  assert.deepEqual(
+    [list.total_pids, list.total_events, list.events_by_pid, list.packet_drops],
+    [0, 0, {}, []],
+  );
+  assert.equal(list.message, "No packet drops matched.");
+});
+
+Deno.test("GET / describes the service and lists every route, as the original's root did", async () => {
+  const { app } = setup({ events: false });
+  const root = await ok(app, "/");
+  assert.equal(root.service, "ebpf-server");
+  assert.equal(root.version, VERSION);
+  assert.deepEqual(root.documentation, { api: "/docs/", openapi_json: "/openapi.json" });
+  const doc = await ok(app, "/openapi.json");
+  const documented = Object.entries(doc.paths as Record<string, object>).flatMap(([path, item]) =>
+    Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`)
+  );
+  assert.deepEqual(Object.keys(root.endpoints).sort(), documented.sort());
+  assert.equal(root.endpoints["GET /health"], "Server and program health");
+  const off = await ok(setup({ docs: false, events: false }).app, "/");
+  assert.equal(off.documentation.api, null);
 });

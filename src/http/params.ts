@@ -22,7 +22,8 @@ function integer(name: string, min: number, max: number) {
     .openapi({ type: "integer", minimum: min, maximum: max, param: { name, in: "query" } });
 }
 
-function timestamp(name: string, description: string) {
+/** An RFC 3339 time, as Unix ms. */
+export function rfc3339(description: string) {
   return z.string()
     .refine(
       (s) =>
@@ -33,7 +34,11 @@ function timestamp(name: string, description: string) {
       },
     )
     .transform((s) => Date.parse(s))
-    .openapi({ type: "string", format: "date-time", description, param: { name, in: "query" } });
+    .openapi({ type: "string", format: "date-time", description });
+}
+
+function timestamp(name: string, description: string) {
+  return rfc3339(description).openapi({ param: { name, in: "query" } });
 }
 
 export const pid = integer("pid", 0, 4294967295).optional().openapi({
@@ -41,6 +46,19 @@ export const pid = integer("pid", 0, 4294967295).optional().openapi({
 });
 export const command = z.string().min(1).max(64).optional().openapi({
   description: "only events of this command (the task's comm, at most 15 characters)",
+  param: { name: "command", in: "query" },
+});
+/**
+ * `pid` of the compatibility paths: 0 means any process there, as it did in the original project
+ * (Go's zero value); `/api/programs/...` can filter pid 0 itself.
+ */
+export const anyPid = integer("pid", 0, 4294967295).optional().openapi({
+  description: "only events of this process id; 0 means any (as in the original project)",
+});
+/** `command` of the compatibility paths: empty means any command, as in the original project. */
+export const anyCommand = z.string().max(64).optional().openapi({
+  description:
+    "only events of this command (the task's comm, at most 15 characters); empty means any (as in the original project)",
   param: { name: "command", in: "query" },
 });
 export const since = timestamp("since", "only events at or after this time (RFC 3339)").optional();

@@ -73,6 +73,8 @@ export function capabilitiesRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/api/capabilities",
+      operationId: "getCapabilities",
+      tags: ["server"],
       summary: "What this kernel lets each program do: hooks, features probed, unknown fields",
       request: { query: z.object({}).strict() },
       responses: {

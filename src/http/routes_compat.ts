@@ -1,91 +1,276 @@
 /**
- * The paths of the project this grew from, kept working: summaries by GET and POST, and lists.
- * They answer with the same schemas as the generated per-program routes.
+ * The paths of the project this grew from, kept working with its answers (see
+ * `compat_shapes.ts`): summaries and lists by GET and POST, and `GET /` describing the service.
+ * All are under the `compatibility` tag; `/api/programs/...` has the native shapes.
+ *
+ * As in the original, a POST body is read as JSON whatever its content-type (its README posts
+ * with `curl -d '{...}'`, which says `application/x-www-form-urlencoded`), a pid of 0 and an empty
+ * command mean "any", and `duration` and `duration_seconds` are both the window in seconds.
  *
  * @module
  */
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context, Next } from "hono";
+import { VERSION } from "../version.ts";
+import { COMPAT_SHAPES, compatListOf, type CompatShape, compatSummaryOf } from "./compat_shapes.ts";
+import { documentOf } from "./docs.ts";
 import { errorContent } from "./errors.ts";
-import { checkDuration, MAX_DURATION } from "./params.ts";
-import { eventListRoute, summaryRoute } from "./routes_programs.ts";
-import { type AppContext, summarize } from "./service.ts";
+import {
+  anyCommand,
+  anyPid,
+  checkDuration,
+  checkWindow,
+  duration,
+  durationSeconds,
+  limit,
+  MAX_DURATION,
+  MAX_LIMIT,
+  rfc3339,
+  since,
+  until,
+} from "./params.ts";
+import { type AppContext, listEvents, summarize } from "./service.ts";
+
+/** The tag of every compatibility path. */
+export const COMPAT_TAG = "compatibility";
 
 interface CompatPaths {
   program: string;
+  /** GET and POST; the first is the original's path, the others aliases of it */
+  summaries: string[];
   /** GET and POST */
-  summary: string;
-  /** GET only */
-  summaryAliases: string[];
   list: string;
-  /** the key of the list in the answer */
-  listKey: string;
 }
 
 const COMPAT: CompatPaths[] = [
   {
     program: "connection",
-    summary: "/api/connection-summary",
-    summaryAliases: ["/api/connections/summary"],
+    summaries: ["/api/connection-summary", "/api/connections/summary"],
     list: "/api/list-connections",
-    listKey: "connections",
   },
   {
     program: "packet_drop",
-    summary: "/api/packet-drop-summary",
-    summaryAliases: [],
+    summaries: ["/api/packet-drop-summary"],
     list: "/api/list-packet-drops",
-    listKey: "packet_drops",
   },
 ];
 
+const SummaryQuery = z.object({
+  pid: anyPid,
+  command: anyCommand,
+  duration,
+  duration_seconds: durationSeconds,
+}).strict().superRefine(checkDuration);
+
+const ListQuery = z.object({ pid: anyPid, command: anyCommand, since, until, limit })
+  .strict()
+  .superRefine(checkWindow);
+
+const bodyPid = z.number().int().min(0).max(4294967295).optional().openapi({
+  description: "only events of this process id; 0 means any",
+  example: 1234,
+});
+const bodyCommand = z.string().max(64).optional().openapi({
+  description: "only events of this command; empty means any",
+  example: "curl",
+});
+const bodySeconds = (description: string) =>
+  z.number().int().min(1).max(MAX_DURATION).optional().openapi({ description, example: 60 });
+
 const SummaryBody = z.object({
-  pid: z.number().int().min(0).max(4294967295).optional(),
-  command: z.string().min(1).max(64).optional(),
-  duration: z.number().int().min(1).max(MAX_DURATION).optional(),
-  duration_seconds: z.number().int().min(1).max(MAX_DURATION).optional(),
-}).strict().superRefine(checkDuration).openapi("SummaryRequest");
+  pid: bodyPid,
+  command: bodyCommand,
+  duration: bodySeconds(
+    "window in seconds, ending now (default 60), as the original README wrote it",
+  ),
+  duration_seconds: bodySeconds("the same, as the original code read it"),
+}).strict().superRefine(checkDuration).openapi("CompatSummaryRequest");
 
-export function compatRoutes(app: OpenAPIHono, ctx: AppContext): void {
-  for (const paths of COMPAT) {
-    const program = ctx.programs.get(paths.program);
-    if (!program) continue;
-    const name = program.name;
-    const tags = [name, "compatibility"];
-    for (const path of [paths.summary, ...paths.summaryAliases]) {
-      summaryRoute(app, ctx, program, {
+const ListBody = z.object({
+  pid: bodyPid,
+  command: bodyCommand,
+  since: rfc3339("only events at or after this time (RFC 3339)").optional(),
+  until: rfc3339("only events at or before this time (RFC 3339)").optional(),
+  limit: z.number().int().min(1).max(MAX_LIMIT).optional().openapi({
+    description: `how many events at most (default 100, at most ${MAX_LIMIT}), newest first`,
+  }),
+}).strict().superRefine(checkWindow).openapi("CompatListRequest");
+
+/** 0 and "" are the original's "any". */
+function filters<T extends { pid?: number; command?: string }>(q: T): T {
+  return { ...q, pid: q.pid || undefined, command: q.command || undefined };
+}
+
+const JSON_TYPE = /^application\/([a-z.-]+\+)?json/i;
+
+/**
+ * Has a POST body that is not labelled JSON (curl -d says x-www-form-urlencoded; some clients say
+ * nothing) read as JSON, as the original server did. An empty body stays empty: no filters.
+ */
+async function bodyAsJson(c: Context, next: Next): Promise<void> {
+  const type = c.req.header("content-type");
+  if (c.req.method === "POST" && !JSON_TYPE.test(type ?? "")) {
+    const text = c.req.raw.body === null ? "" : await c.req.raw.clone().text();
+    const headers = new Headers(c.req.raw.headers);
+    if (text === "") headers.delete("content-type");
+    else headers.set("content-type", "application/json");
+    c.req.raw = new Request(c.req.url, { method: "POST", headers, body: text || null });
+  }
+  await next();
+}
+
+/** `compatGetListConnections` from GET /api/list-connections. */
+function operationId(method: "get" | "post", path: string): string {
+  const words = path.replace(/^\/api\//, "").split(/[-/_]/).filter(Boolean);
+  const pascal = words.map((w) => w[0].toUpperCase() + w.slice(1)).join("");
+  return `compat${method === "get" ? "Get" : "Post"}${pascal || "ServiceInfo"}`;
+}
+
+const POST_NOTE =
+  "The body is read as JSON whatever its content-type, as the original server did, so `curl -d '{...}'` works.";
+
+function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, paths: string[]) {
+  const name = shape.program;
+  const answer = {
+    description: `${name} summary, in the original's shape and with this project's fields`,
+    content: { "application/json": { schema: shape.summarySchema } },
+  };
+  const respond = (c: Context, query: z.infer<typeof SummaryQuery>) => {
+    const now = (ctx.now ?? Date.now)();
+    const native = summarize(ctx, name, { ...filters(query) });
+    return c.json(compatSummaryOf(shape, native, { now }), 200);
+  };
+  for (const [i, path] of paths.entries()) {
+    const alias = i === 0 ? "" : ` (an alias of ${paths[0]})`;
+    app.openapi(
+      createRoute({
+        method: "get",
         path,
-        tags,
-        summary: `Summary of ${name} events (same as /api/programs/${name}/summary)`,
-      });
-    }
-
+        operationId: operationId("get", path),
+        tags: [COMPAT_TAG],
+        summary:
+          `Summary of ${name} events, the original's count beside /api/programs/${name}/summary's fields${alias}`,
+        request: { query: SummaryQuery },
+        responses: { 200: answer, 400: errorContent("invalid parameter") },
+      }),
+      (c) => respond(c, c.req.valid("query")),
+    );
+    app.use(path, bodyAsJson);
     app.openapi(
       createRoute({
         method: "post",
-        path: paths.summary,
-        tags,
-        summary: `Summary of ${name} events, filters in a JSON body`,
+        path,
+        operationId: operationId("post", path),
+        tags: [COMPAT_TAG],
+        summary: `Summary of ${name} events, filters in a JSON body${alias}`,
+        description: POST_NOTE,
         request: {
           body: { content: { "application/json": { schema: SummaryBody } }, required: false },
         },
-        responses: {
-          200: {
-            description: `${name} summary`,
-            content: { "application/json": { schema: program.summarySchema } },
-          },
-          400: errorContent("invalid body"),
-          415: errorContent("the body is not JSON"),
-        },
+        responses: { 200: answer, 400: errorContent("invalid body") },
       }),
-      (c) => c.json(summarize(ctx, name, c.req.valid("json")), 200),
+      (c) => respond(c, c.req.valid("json")),
     );
-
-    eventListRoute(app, ctx, program, {
-      path: paths.list,
-      tags,
-      summary: `Recent ${name} events, newest first (same as /api/programs/${name}/events)`,
-      listKey: paths.listKey,
-    });
   }
+}
+
+function listRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, path: string) {
+  const name = shape.program;
+  const answer = {
+    description: `${name} events by pid (the original's shape) and in one list`,
+    content: { "application/json": { schema: shape.listSchema } },
+  };
+  const respond = (c: Context, query: z.infer<typeof ListQuery>) => {
+    const now = (ctx.now ?? Date.now)();
+    const list = listEvents(ctx, [name], filters(query));
+    return c.json(compatListOf(shape, list, { now }), 200);
+  };
+  app.openapi(
+    createRoute({
+      method: "get",
+      path,
+      operationId: operationId("get", path),
+      tags: [COMPAT_TAG],
+      summary: `Recent ${name} events by process id, newest first`,
+      request: { query: ListQuery },
+      responses: { 200: answer, 400: errorContent("invalid parameter") },
+    }),
+    (c) => respond(c, c.req.valid("query")),
+  );
+  app.use(path, bodyAsJson);
+  app.openapi(
+    createRoute({
+      method: "post",
+      path,
+      operationId: operationId("post", path),
+      tags: [COMPAT_TAG],
+      summary: `Recent ${name} events by process id, filters in a JSON body`,
+      description: POST_NOTE,
+      request: {
+        body: { content: { "application/json": { schema: ListBody } }, required: false },
+      },
+      responses: { 200: answer, 400: errorContent("invalid body") },
+    }),
+    (c) => respond(c, c.req.valid("json")),
+  );
+}
+
+const ServiceInfo = z.object({
+  service: z.string().openapi({ example: "ebpf-server" }),
+  version: z.string().openapi({ example: VERSION }),
+  description: z.string(),
+  endpoints: z.record(z.string(), z.string()).openapi({
+    description: 'every route, "METHOD path": what it answers',
+    example: { "GET /health": "Server and program health" },
+  }),
+  documentation: z.object({
+    api: z.string().nullable().openapi({ description: "Swagger UI; null with --no-docs" }),
+    openapi_json: z.string().openapi({ description: "the OpenAPI document" }),
+  }),
+}).openapi("ServiceInfo");
+
+export function compatRoutes(app: OpenAPIHono, ctx: AppContext): void {
+  for (const paths of COMPAT) {
+    const shape = COMPAT_SHAPES.get(paths.program);
+    if (!shape || !ctx.programs.has(paths.program)) continue;
+    summaryRoutes(app, ctx, shape, paths.summaries);
+    listRoutes(app, ctx, shape, paths.list);
+  }
+
+  let endpoints: Record<string, string> | undefined;
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/",
+      operationId: operationId("get", "/"),
+      tags: [COMPAT_TAG],
+      summary: "What this service is and every route it has (as the original's root answered)",
+      responses: {
+        200: { description: "service", content: { "application/json": { schema: ServiceInfo } } },
+      },
+    }),
+    (c) => {
+      endpoints ??= endpointsOf(app);
+      return c.json({
+        service: "ebpf-server",
+        version: VERSION,
+        description:
+          "What this host's processes do on the network, recorded by eBPF programs in the kernel.",
+        endpoints,
+        documentation: { api: ctx.docs ? "/docs/" : null, openapi_json: "/openapi.json" },
+      }, 200);
+    },
+  );
+}
+
+function endpointsOf(app: OpenAPIHono): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [path, item] of Object.entries(documentOf(app).paths ?? {})) {
+    for (const method of ["get", "post", "put", "patch", "delete"] as const) {
+      const op = item[method];
+      if (op) out[`${method.toUpperCase()} ${path}`] = op.summary ?? "";
+    }
+  }
+  return out;
 }

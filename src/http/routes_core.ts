@@ -6,6 +6,8 @@
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { kernelInfo } from "../kernel/release.ts";
+import { VERSION } from "../version.ts";
+import { goDuration } from "./compat_shapes.ts";
 import { errorContent } from "./errors.ts";
 import { KernelInfo } from "./routes_capabilities.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
@@ -34,8 +36,16 @@ const ProgramStatus = z.object({
 }).openapi("ProgramStatus");
 
 const Health = z.object({
-  status: z.enum(["ok", "degraded"]).openapi({
-    description: "degraded when a program is not running",
+  status: z.enum(["healthy", "degraded"]).openapi({
+    description:
+      "healthy when every program runs (this was `ok` before; `healthy` is the original project's word), degraded when one does not",
+  }),
+  component: z.string().openapi({ description: "what answers", example: "ebpf-server" }),
+  service: z.string().openapi({ description: "the same (an older name)", example: "ebpf-server" }),
+  version: z.string().openapi({ description: "the server's version", example: VERSION }),
+  uptime: z.string().openapi({
+    description: "time since start, as Go prints a duration (the original's field)",
+    example: "1h2m5s",
   }),
   uptime_seconds: z.number(),
   programs: z.array(ProgramStatus),
@@ -67,6 +77,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/health",
+      operationId: "getHealth",
+      tags: ["server"],
       summary: "Server and program health",
       responses: {
         200: { description: "health", content: { "application/json": { schema: Health } } },
@@ -75,9 +87,14 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     (c) => {
       manager.drain(); // counts as of now, not as of the last drain
       const list = manager.statuses();
+      const uptime = (Date.now() - ctx.startedAt) / 1000;
       return c.json({
-        status: list.every((p) => p.state === "running") ? "ok" as const : "degraded" as const,
-        uptime_seconds: (Date.now() - ctx.startedAt) / 1000,
+        status: list.every((p) => p.state === "running") ? "healthy" as const : "degraded" as const,
+        component: "ebpf-server",
+        service: "ebpf-server",
+        version: VERSION,
+        uptime: goDuration(uptime),
+        uptime_seconds: uptime,
         programs: list,
         store: { capacity: store.capacity, size: store.size, evicted: store.evicted() },
         kernel: { ...kernel, ...manager.kernelShort() },
@@ -89,6 +106,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/api/programs",
+      operationId: "listPrograms",
+      tags: ["server"],
       summary: "Every monitoring program with its state and counters",
       responses: {
         200: {
@@ -110,6 +129,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
       createRoute({
         method: "post",
         path: `/api/programs/{name}/${action}`,
+        operationId: `${action}Program`,
+        tags: ["server"],
         summary: action === "start"
           ? "Load and attach a program (no-op when running)"
           : "Detach and unload a program (no-op when stopped); its stored events stay",
@@ -155,6 +176,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/api/events",
+      operationId: "listEvents",
+      tags: ["events"],
       summary: "Recent events of every program, newest first",
       request: { query: EventsQuery },
       responses: {

@@ -122,6 +122,8 @@ export function liveRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/metrics",
+      operationId: "getMetrics",
+      tags: ["metrics"],
       summary: "Counters and gauges in the Prometheus text format",
       description:
         "Per program: events, lost, evicted, state; connect() calls by command, protocol and result; drops by kernel reason; TCP bytes, retransmits and outcomes; the server's CPU, memory and store. Counters never go down across program restarts. Command labels are capped (--metrics-top-commands).",
@@ -152,6 +154,8 @@ export function liveRoutes(app: OpenAPIHono, ctx: AppContext): void {
     createRoute({
       method: "get",
       path: "/api/events/stream",
+      operationId: "streamEvents",
+      tags: ["events"],
       summary: "New events as they happen (server-sent events), filtered like /api/events",
       description:
         "Each event is sent as `event: <program>` with the JSON of /api/events as data. A client that reads too slowly gets events skipped (its queue is bounded) and an `event: missed` with the running count of what it missed.",

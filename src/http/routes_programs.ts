@@ -1,7 +1,7 @@
 /**
  * Routes generated from the program list: `GET /api/programs/<name>/events` and
  * `GET /api/programs/<name>/summary`, each documented with that program's own schemas, plus
- * whatever extra routes a program declares. The compatibility paths reuse the same builders.
+ * whatever extra routes a program declares.
  *
  * @module
  */
@@ -14,8 +14,14 @@ import { type AppContext, listEvents, summarize } from "./service.ts";
 
 interface RouteOptions {
   path: string;
+  operationId: string;
   tags: string[];
   summary: string;
+}
+
+/** `TcpLife` from `tcp_life`, for operation ids. */
+function pascal(name: string): string {
+  return name.split("_").map((w) => w[0].toUpperCase() + w.slice(1)).join("");
 }
 
 /** `GET path`: a program's recent events, the list under `listKey`. */
@@ -25,11 +31,12 @@ export function eventListRoute(
   program: Program,
   options: RouteOptions & { listKey: string },
 ): void {
-  const { path, tags, summary, listKey } = options;
+  const { path, operationId, tags, summary, listKey } = options;
   app.openapi(
     createRoute({
       method: "get",
       path,
+      operationId,
       tags,
       summary,
       description: program.description,
@@ -87,12 +94,14 @@ export function programRoutes(app: OpenAPIHono, ctx: AppContext): void {
     const name = program.name;
     eventListRoute(app, ctx, program, {
       path: `/api/programs/${name}/events`,
+      operationId: `list${pascal(name)}Events`,
       tags: [name],
       summary: `Recent ${name} events, newest first`,
       listKey: "events",
     });
     summaryRoute(app, ctx, program, {
       path: `/api/programs/${name}/summary`,
+      operationId: `get${pascal(name)}Summary`,
       tags: [name],
       summary: `Summary of ${name} events over a window ending now`,
     });

@@ -85,6 +85,14 @@ export function familyName(family: number): string {
   return FAMILIES[family] ?? `AF_${family}`;
 }
 
+/** The number of a family named by {@linkcode familyName} (`AF_INET` is 2, `AF_42` is 42). */
+export function familyNumber(name: string): number {
+  for (const [number, known] of Object.entries(FAMILIES)) if (known === name) return Number(number);
+  const m = /^AF_(\d+)$/.exec(name);
+  if (!m) throw new RangeError(`no address family named '${name}'`);
+  return Number(m[1]);
+}
+
 /** `STREAM`, `DGRAM`, ... or null when no socket was found. */
 export function socketTypeName(type: number): string | null {
   if (type === 0) return null;

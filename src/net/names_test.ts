@@ -4,6 +4,7 @@ import {
   AF_INET6,
   AF_UNIX,
   familyName,
+  familyNumber,
   protocolName,
   resultName,
   socketTypeName,
@@ -47,4 +48,12 @@ Deno.test("familyName and socketTypeName", () => {
   assert.equal(socketTypeName(SOCK_DGRAM), "DGRAM");
   assert.equal(socketTypeName(0), null);
   assert.equal(socketTypeName(77), "TYPE_77");
+});
+
+Deno.test("familyNumber is the inverse of familyName", () => {
+  for (const n of [0, 1, 2, 10, 16, 17, 40, 44, 42, 255]) {
+    assert.equal(familyNumber(familyName(n)), n, familyName(n));
+  }
+  assert.equal(familyNumber("AF_INET"), AF_INET);
+  assert.throws(() => familyNumber("INET"), RangeError);
 });

@@ -161,15 +161,23 @@ function ownNetns(): number {
   }
 }
 
+/**
+ * A change of the boot-to-wall-clock offset below this (ms) is measurement jitter (two clock
+ * reads, slower in a VM), not a clock step: it is ignored, so one kernel timestamp reads as the
+ * same wall time in every answer (a connection's start in `/open` and in its close record).
+ */
+const OFFSET_JITTER_MS = 0.05;
+
 /** Boot-time to wall-clock conversion, re-measured every second. */
 class BootClock implements Clock {
-  #offsetMs = 0;
+  #offsetMs = NaN;
   #measuredAt = -Infinity;
 
   refresh(): void {
     const now = performance.now();
     if (now - this.#measuredAt < 1000) return;
-    this.#offsetMs = bootToRealtimeMicros() / 1000;
+    const measured = bootToRealtimeMicros() / 1000;
+    if (!(Math.abs(measured - this.#offsetMs) <= OFFSET_JITTER_MS)) this.#offsetMs = measured;
     this.#measuredAt = now;
   }
 

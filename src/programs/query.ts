@@ -105,6 +105,20 @@ export function quantile(sorted: Float64Array, q: number): number | null {
   return sorted[index];
 }
 
+/**
+ * Milliseconds to the microsecond, as the API prints them: `48.011`, where subtracting two Unix-time
+ * stamps gives `48.0107421875`. A double holding Unix milliseconds keeps about a quarter of a
+ * microsecond, so the digits past the microsecond are rounding noise, not measurement.
+ *
+ * @example
+ * ```ts
+ * roundMicros(1795576846797.5417); // 1795576846797.542
+ * ```
+ */
+export function roundMicros(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
 /** ISO 8601 with microseconds from Unix ms. */
 export function isoMicros(ms: number): string {
   const whole = Math.floor(ms);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { quantile, quantilesOf } from "./query.ts";
+import { quantile, quantilesOf, roundMicros } from "./query.ts";
 
 Deno.test("quantilesOf equals the nearest-rank quantiles of a sorted copy", () => {
   let seed = 7;
@@ -21,4 +21,14 @@ Deno.test("quantilesOf equals the nearest-rank quantiles of a sorted copy", () =
 
 Deno.test("quantilesOf of nothing is null", () => {
   assert.deepEqual(quantilesOf(new Float64Array(4), 0, [0.5, 1]), [null, null]);
+});
+
+Deno.test("roundMicros prints milliseconds to the microsecond, without float noise", () => {
+  const start = 1795576846749.531, end = 1795576846797.5417;
+  assert.notEqual(String(end - start).length, "48.011".length, "the noise this is about");
+  assert.equal(roundMicros(end - start), 48.011);
+  assert.equal(String(roundMicros(end)), "1795576846797.542");
+  assert.equal(roundMicros(0.38), 0.38);
+  assert.equal(roundMicros(12), 12);
+  assert.ok(Number.isNaN(roundMicros(NaN)));
 });

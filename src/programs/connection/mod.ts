@@ -10,7 +10,7 @@ import type { LabelCap } from "../../metrics/label_cap.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { destinationName } from "../dns/mod.ts";
 import { defineProgram } from "../program.ts";
-import { isoMicros } from "../query.ts";
+import { isoMicros, roundMicros } from "../query.ts";
 import { ConnectionEvent, ConnectionSummary } from "./schema.ts";
 import { type Columns, columns, columnWriter } from "./columns.ts";
 import { destinationOf, summarize } from "./summary.ts";
@@ -47,7 +47,7 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
   return {
     type: "connection",
     wall_time: isoMicros(c.ts[slot]),
-    timestamp_ms: c.ts[slot],
+    timestamp_ms: roundMicros(c.ts[slot]),
     pid: c.pid[slot],
     command: store.strings.get(c.comm[slot]),
     tid: c.tid[slot],

@@ -16,7 +16,14 @@ import type { MetricFamily } from "../../metrics/exposition.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { structLayout } from "../layout.ts";
 import { type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
-import { bump, forEachRow, isoMicros, sortedCounts, type SummaryQuery } from "../query.ts";
+import {
+  bump,
+  forEachRow,
+  isoMicros,
+  roundMicros,
+  sortedCounts,
+  type SummaryQuery,
+} from "../query.ts";
 import { kernelDropReasons, REASON_UNKNOWN } from "./reasons.ts";
 import { DropReasonList, PacketDropEvent, PacketDropSummary } from "./schema.ts";
 
@@ -186,7 +193,7 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
   return {
     type: "packet_drop",
     wall_time: isoMicros(c.ts[slot]),
-    timestamp_ms: c.ts[slot],
+    timestamp_ms: roundMicros(c.ts[slot]),
     pid: c.pid[slot],
     command: store.strings.get(c.comm[slot]),
     reason: reasons.name(c.reason[slot]),
@@ -349,6 +356,7 @@ export const packetDrop = defineProgram<Columns>({
       createRoute({
         method: "get",
         path: "/api/drop-reasons",
+        operationId: "listDropReasons",
         tags: ["packet_drop"],
         summary: "Every drop reason the running kernel knows (from its BTF), code and name",
         responses: {

@@ -20,6 +20,7 @@ import {
   forEachRow,
   isoMicros,
   quantile,
+  roundMicros,
   sortedCounts,
   type SummaryQuery,
 } from "../query.ts";
@@ -315,7 +316,7 @@ function toJson(table: EventTable<Columns>, s: number, store: Store) {
   return {
     type: "tcp_life" as const,
     wall_time: isoMicros(c.ts[s]),
-    timestamp_ms: c.ts[s],
+    timestamp_ms: roundMicros(c.ts[s]),
     pid: c.pid[s],
     command: store.strings.get(c.comm[s]),
     cgroup_id: c.cgroup[s],
@@ -333,7 +334,7 @@ function toJson(table: EventTable<Columns>, s: number, store: Store) {
       tsMs: Number.isNaN(start) ? c.ts[s] : start,
     }),
     start_time: Number.isNaN(start) ? null : isoMicros(start),
-    duration_ms: Number.isNaN(start) ? null : Math.max(0, c.ts[s] - start),
+    duration_ms: Number.isNaN(start) ? null : roundMicros(Math.max(0, c.ts[s] - start)),
     bytes_sent: c.bytes_sent[s],
     bytes_received: c.bytes_received[s],
     srtt_us: c.srtt[s],
@@ -408,7 +409,7 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
       );
     }
     const outcome = outcomeAt(table, s);
-    const duration = c.ts[s] - c.start[s];
+    const duration = roundMicros(c.ts[s] - c.start[s]);
     for (const g of [all, r, p]) {
       g.connections++;
       g.bytes_sent += c.bytes_sent[s];
@@ -495,6 +496,7 @@ export const tcpLife = defineProgram<Columns>({
       createRoute({
         method: "get",
         path: "/api/programs/tcp_life/open",
+        operationId: "listOpenTcpConnections",
         tags: ["tcp_life"],
         summary: "TCP connections open now (in the server's network namespace), with live counters",
         responses: {
