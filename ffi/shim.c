@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
@@ -253,6 +254,38 @@ int32_t ebpf_obj_attach_prog(struct ebpf_obj *o, const char *prog)
 	err = libbpf_get_error(link);
 	if (err)
 		return fail(err, "attach", prog);
+	o->links[o->nr_links++] = link;
+	return 0;
+}
+
+/* What statfs() says of a cgroup v2 mount (linux/magic.h). */
+#define CGROUP2_SUPER_MAGIC 0x63677270
+
+int32_t ebpf_obj_attach_cgroup(struct ebpf_obj *o, const char *prog, const char *cgroup)
+{
+	struct bpf_program *p;
+	struct bpf_link *link;
+	struct statfs st;
+	int fd, err;
+
+	call_begin();
+	p = bpf_object__find_program_by_name(o->obj, prog);
+	if (!p)
+		return fail(-ENOENT, "no program", prog);
+	if (o->nr_links == MAX_LINKS)
+		return fail(-E2BIG, "attach: too many programs in", bpf_object__name(o->obj));
+	fd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(-errno, "open cgroup", cgroup);
+	if (fstatfs(fd, &st) || st.f_type != CGROUP2_SUPER_MAGIC) {
+		close(fd);
+		return fail(-ENOTDIR, "not a cgroup v2 directory:", cgroup);
+	}
+	link = bpf_program__attach_cgroup(p, fd);
+	err = libbpf_get_error(link);
+	close(fd); /* the link holds the cgroup */
+	if (err)
+		return fail(err, "attach to the cgroup", prog);
 	o->links[o->nr_links++] = link;
 	return 0;
 }

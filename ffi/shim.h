@@ -28,6 +28,9 @@ int32_t ebpf_obj_set_autoload(struct ebpf_obj *obj, const char *prog, int32_t on
 int32_t ebpf_obj_load(struct ebpf_obj *obj);
 /* After load: attaches program `prog` (its link lives until ebpf_obj_detach or close). */
 int32_t ebpf_obj_attach_prog(struct ebpf_obj *obj, const char *prog);
+/* After load: attaches program `prog` (a cgroup_skb/ or cgroup/ section) to the cgroup v2
+ * directory `cgroup` (-ENOTDIR when it is not one); the link lives as ebpf_obj_attach_prog's. */
+int32_t ebpf_obj_attach_cgroup(struct ebpf_obj *obj, const char *prog, const char *cgroup);
 /* Destroys every link the object's programs were attached with. */
 void ebpf_obj_detach(struct ebpf_obj *obj);
 void ebpf_obj_close(struct ebpf_obj *obj);

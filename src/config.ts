@@ -20,6 +20,10 @@ export interface Config {
   docs: boolean;
   /** How many commands get their own label in /metrics. */
   metricsTopCommands: number;
+  /** Ports the dns program watches. */
+  dnsPorts: number[];
+  /** How long a DNS query waits for its answer before it is a timeout, in ms. */
+  dnsTimeoutMs: number;
 }
 
 export const DEFAULTS = {
@@ -28,6 +32,8 @@ export const DEFAULTS = {
   ringSize: 16 * 1024 * 1024,
   drainIntervalMs: 1000,
   metricsTopCommands: 20,
+  dnsPorts: [53],
+  dnsTimeoutMs: 5000,
   logLevel: "info" as LogLevel,
 };
 
@@ -53,7 +59,12 @@ Flags:
                           started later with POST /api/programs/NAME/start
   --metrics-top-commands N
                           commands that get their own label in /metrics, the busiest
-                          ones when chosen; the rest are summed as "other" (default ${DEFAULTS.metricsTopCommands})
+                          ones when chosen; the rest are summed as "other" (default ${DEFAULTS.metricsTopCommands});
+                          the dns program caps its query names the same way
+  --dns-ports LIST        comma-separated ports whose packets are DNS, at most 8
+                          (default ${DEFAULTS.dnsPorts.join(",")})
+  --dns-timeout SECONDS   how long a DNS query waits for its answer before it is an event
+                          with outcome "timeout", 0.1-300 (default ${DEFAULTS.dnsTimeoutMs / 1000})
   --log-level LEVEL       debug, info, warn or error (default: LOG_LEVEL, else ${DEFAULTS.logLevel});
                           debug logs every decoded event
   --no-docs               do not serve /docs (Swagger UI); /openapi.json stays
@@ -88,6 +99,8 @@ const OPTIONS = {
   "drain-interval": { type: "string" },
   programs: { type: "string" },
   "metrics-top-commands": { type: "string" },
+  "dns-ports": { type: "string" },
+  "dns-timeout": { type: "string" },
   "log-level": { type: "string" },
   "no-docs": { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -188,6 +201,23 @@ function parseInteger(flag: string, text: string, min: number, max: number): num
   return n;
 }
 
+function parsePorts(flag: string, text: string, max: number): number[] {
+  const ports = text.split(",").map((p) => p.trim());
+  if (ports.length > max) {
+    throw new ConfigError(`${flag}: at most ${max} ports, not ${ports.length}`);
+  }
+  return [...new Set(ports.map((p) => parseInteger(flag, p, 1, 65535)))];
+}
+
+function parseSeconds(flag: string, text: string, min: number, max: number): number {
+  if (!/^\d+(\.\d+)?$/.test(text)) {
+    throw new ConfigError(`${flag} '${text}' must be seconds, e.g. 5 or 2.5`);
+  }
+  const n = Number(text);
+  if (n < min || n > max) throw new ConfigError(`${flag} ${n} must be from ${min} to ${max}`);
+  return n;
+}
+
 /**
  * Parses flags and environment.
  *
@@ -240,6 +270,13 @@ export function parseConfig(
     ? DEFAULTS.metricsTopCommands
     : parseInteger("--metrics-top-commands", values["metrics-top-commands"], 0, 1000);
 
+  const dnsPorts = values["dns-ports"] === undefined
+    ? DEFAULTS.dnsPorts
+    : parsePorts("--dns-ports", values["dns-ports"], 8);
+  const dnsTimeoutMs = values["dns-timeout"] === undefined
+    ? DEFAULTS.dnsTimeoutMs
+    : parseSeconds("--dns-timeout", values["dns-timeout"], 0.1, 300) * 1000;
+
   let programs: string[] | null = null;
   if (values.programs !== undefined) {
     programs = values.programs.split(",").map((s) => s.trim()).filter(Boolean);
@@ -285,6 +322,8 @@ export function parseConfig(
       logLevel,
       docs,
       metricsTopCommands,
+      dnsPorts,
+      dnsTimeoutMs,
     },
   };
 }

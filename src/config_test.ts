@@ -39,6 +39,8 @@ Deno.test("parseConfig without flags gives the defaults", () => {
     logLevel: "info",
     docs: true,
     metricsTopCommands: DEFAULTS.metricsTopCommands,
+    dnsPorts: [53],
+    dnsTimeoutMs: 5000,
   });
 });
 
@@ -79,6 +81,20 @@ Deno.test("parseConfig rejects bad values, naming the flag", () => {
   assertRejects(["--log-level", "loud"], {}, "--log-level");
   assertRejects([], { LOG_LEVEL: "loud" }, "LOG_LEVEL");
   assertRejects([], { DOCS_ENABLED: "maybe" }, "DOCS_ENABLED");
+});
+
+Deno.test("parseConfig --dns-ports and --dns-timeout", () => {
+  assert.deepEqual(run(["--dns-ports", "53, 5353,53"]).dnsPorts, [53, 5353]);
+  assert.equal(run(["--dns-timeout", "2.5"]).dnsTimeoutMs, 2500);
+  assert.equal(run(["--dns-timeout", "1"]).dnsTimeoutMs, 1000);
+  assertRejects(["--dns-ports", "0"], {}, "--dns-ports");
+  assertRejects(["--dns-ports", "53,x"], {}, "--dns-ports");
+  assertRejects(["--dns-ports", "1,2,3,4,5,6,7,8,9"], {}, "--dns-ports");
+  assertRejects(["--dns-ports", ""], {}, "--dns-ports");
+  assertRejects(["--dns-timeout", "0"], {}, "--dns-timeout");
+  assertRejects(["--dns-timeout", "-1"], {}, "--dns-timeout");
+  assertRejects(["--dns-timeout", "5s"], {}, "--dns-timeout");
+  assertRejects(["--dns-timeout", "301"], {}, "--dns-timeout");
 });
 
 Deno.test("parseConfig --programs is checked against knownPrograms", () => {

@@ -11,6 +11,7 @@ import { kernelInfo } from "./kernel/release.ts";
 import { log, type LogLevel, setLogLevel } from "./log.ts";
 import { ProgramManager } from "./programs/manager.ts";
 import { programs } from "./programs/mod.ts";
+import { setDnsOptions } from "./programs/dns/mod.ts";
 import { preflightProblem } from "./preflight.ts";
 import { Store } from "./store/mod.ts";
 import { VERSION } from "./version.ts";
@@ -69,6 +70,7 @@ export async function main(
   const problem = preflightProblem();
   if (problem) return fail(problem, 1);
 
+  setDnsOptions({ ports: config.dnsPorts, timeoutMs: config.dnsTimeoutMs });
   const startedAt = Date.now();
   const store = new Store(config.storeCapacity, { memory: hugePageBuffer });
   const manager = new ProgramManager(programs.values(), store, {

@@ -76,7 +76,7 @@ Deno.test({
     await t.step("the kernel: release and BTF", () => {
       assert.equal(caps.kernel.release, Deno.osRelease());
       assert.equal(caps.kernel.btf, "/sys/kernel/btf/vmlinux");
-      assert.deepEqual([...byName.keys()], ["connection", "packet_drop", "tcp_life"]);
+      assert.deepEqual([...byName.keys()], ["connection", "packet_drop", "tcp_life", "dns"]);
     });
 
     await t.step("every program running, every hook attached (iterators run on demand)", () => {

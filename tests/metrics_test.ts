@@ -332,7 +332,10 @@ Deno.test({
     // Every family our parser finds has a TYPE, and counters end in _total.
     const scrape = parseExposition(text);
     for (const s of scrape.samples.values()) {
-      const type = scrape.types.get(s.name);
+      // a histogram's samples are its family's name with _bucket, _sum or _count
+      const base = s.name.replace(/_(bucket|sum|count)$/, "");
+      const type = scrape.types.get(s.name) ??
+        (scrape.types.get(base) === "histogram" ? "histogram" : undefined);
       assert.ok(type, `${s.name} has a TYPE line`);
       if (type === "counter") assert.match(s.name, /_total$/, `counter ${s.name} ends in _total`);
     }

@@ -38,12 +38,16 @@ const VARYING = new Set([
   "location",
   "netns",
   "context_pid",
+  // a DNS query's send time, message id and source port
+  "query_time",
+  "id",
+  "client_port",
   // numbers of drop reasons differ between kernels; the names are compared
   "reason_code",
   "drop_reason_code",
 ]);
 
-const EVENT_TYPES = new Set(["connection", "packet_drop", "tcp_life"]);
+const EVENT_TYPES = new Set(["connection", "packet_drop", "tcp_life", "dns"]);
 
 interface Block {
   lang: string;

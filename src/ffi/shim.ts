@@ -107,6 +107,14 @@ export class BpfObject {
     );
   }
 
+  /** Before load: sets a `const volatile` global of any type from its bytes (an array, say). */
+  setConst(name: string, bytes: Uint8Array<ArrayBuffer>): void {
+    unwrap(
+      shim().ebpf_obj_set_const(this.#h, cstr(name), bytes, bytes.length),
+      `cannot set ${name} of ${this.name}`,
+    );
+  }
+
   /** The object's BPF programs: name and ELF section (`tracepoint/skb/kfree_skb`, `iter/tcp`). */
   programs(): { name: string; section: string }[] {
     const lib = shim();
@@ -138,6 +146,17 @@ export class BpfObject {
   /** Attaches one loaded program; its link lives until {@linkcode detach} or close. */
   attachProgram(prog: string): void {
     unwrap(shim().ebpf_obj_attach_prog(this.#h, cstr(prog)), `cannot attach ${prog}`);
+  }
+
+  /**
+   * Attaches one loaded `cgroup_skb/` or `cgroup/` program to a cgroup v2 directory (libbpf's
+   * generic attach does not know which cgroup); detached as {@linkcode attachProgram}'s are.
+   */
+  attachCgroup(prog: string, cgroup: string): void {
+    unwrap(
+      shim().ebpf_obj_attach_cgroup(this.#h, cstr(prog), cstr(cgroup)),
+      `cannot attach ${prog} to ${cgroup}`,
+    );
   }
 
   /** Detaches every attached program (the object stays loaded). */

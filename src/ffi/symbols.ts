@@ -22,6 +22,8 @@ export const symbols = {
   ebpf_obj_load: { parameters: ["pointer"], result: "i32" },
   /** int32_t ebpf_obj_attach_prog(struct ebpf_obj *, const char *prog) */
   ebpf_obj_attach_prog: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** int32_t ebpf_obj_attach_cgroup(struct ebpf_obj *, const char *prog, const char *cgroup) */
+  ebpf_obj_attach_cgroup: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   /** void ebpf_obj_detach(struct ebpf_obj *) */
   ebpf_obj_detach: { parameters: ["pointer"], result: "void" },
   /** void ebpf_obj_close(struct ebpf_obj *) */

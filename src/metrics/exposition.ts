@@ -7,9 +7,10 @@
 /** One metric family: all samples share name, type and help. */
 export interface MetricFamily {
   name: string;
-  type: "counter" | "gauge";
+  type: "counter" | "gauge" | "histogram";
   help: string;
-  samples: { labels?: Record<string, string>; value: number }[];
+  /** A histogram's samples carry `suffix` `_bucket` (with an `le` label), `_sum` or `_count`. */
+  samples: { labels?: Record<string, string>; value: number; suffix?: string }[];
 }
 
 function escapeLabel(value: string): string {
@@ -36,7 +37,7 @@ export function renderMetrics(families: MetricFamily[]): string {
       const labels = s.labels && Object.keys(s.labels).length
         ? `{${Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}`
         : "";
-      out += `${f.name}${labels} ${formatValue(s.value)}\n`;
+      out += `${f.name}${s.suffix ?? ""}${labels} ${formatValue(s.value)}\n`;
     }
   }
   return out;

@@ -15,6 +15,7 @@ import {
   RingWaiter,
   ShimError,
 } from "../ffi/shim.ts";
+import { cgroup2Root } from "../kernel/cgroup.ts";
 import { isLogEnabled, log } from "../log.ts";
 import type { EventTable, Store } from "../store/mod.ts";
 import { batchDecoderOf } from "./batch.ts";
@@ -130,6 +131,26 @@ interface Slot {
 const WAKE_RING_SHARE = 1 / 2;
 /** While a live stream is open, the rings are drained at least this often (ms). */
 const STREAM_INTERVAL_MS = 50;
+
+/**
+ * Whether a section's program attaches to a cgroup (`cgroup_skb/egress`, `cgroup/connect4`):
+ * libbpf's generic attach cannot, it needs the cgroup. They go on the cgroup v2 root, which
+ * holds every socket of the host, whichever network namespace it is in.
+ */
+function attachesToCgroup(section: string): boolean {
+  return section.startsWith("cgroup_skb/") || section.startsWith("cgroup/");
+}
+
+/** The cgroup v2 root's mount point, or an error that says what to do. */
+function cgroupRoot(): string {
+  const root = cgroup2Root();
+  if (root === null) {
+    throw new Error(
+      "no cgroup v2 hierarchy is mounted (none in /proc/self/mountinfo); mount one, e.g. mount -t cgroup2 none /sys/fs/cgroup",
+    );
+  }
+  return root;
+}
 
 /** Inode number of this process's network namespace, or 0. */
 function ownNetns(): number {
@@ -475,7 +496,8 @@ export class ProgramManager {
   }
 
   /**
-   * Attaches every loaded hook but iterators (run on demand). An optional hook that does not
+   * Attaches every loaded hook but iterators (run on demand), cgroup programs to the cgroup v2
+   * root, the others with libbpf's attach for their section. An optional hook that does not
    * attach is recorded as such; a required one detaches everything and fails.
    */
   #attach(obj: BpfObject, hooks: HookStatus[]): void {
@@ -486,7 +508,8 @@ export class ProgramManager {
         continue;
       }
       try {
-        obj.attachProgram(hook.program);
+        if (attachesToCgroup(hook.attach)) obj.attachCgroup(hook.program, cgroupRoot());
+        else obj.attachProgram(hook.program);
         hook.attached = true;
       } catch (err) {
         if (!hook.optional) {

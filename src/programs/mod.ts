@@ -6,6 +6,7 @@
  */
 
 import { connection } from "./connection/mod.ts";
+import { dns } from "./dns/mod.ts";
 import { packetDrop } from "./packet_drop/mod.ts";
 import { tcpLife } from "./tcp_life/mod.ts";
 import type { Program } from "./program.ts";
@@ -32,4 +33,5 @@ export const programs: ReadonlyMap<string, Program> = registry([
   connection,
   packetDrop,
   tcpLife,
+  dns,
 ]);

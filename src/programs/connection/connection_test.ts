@@ -78,6 +78,7 @@ Deno.test("connection decodes an IPv4 TCP connect refused", () => {
     destination_ip: "10.1.2.3",
     destination_port: 8443,
     destination: "10.1.2.3:8443",
+    destination_name: null,
     unix_path: null,
     result: "ECONNREFUSED",
     ret: -111,

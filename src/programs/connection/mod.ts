@@ -8,6 +8,7 @@ import { familyName, protocolName, resultName, socketTypeName } from "../../net/
 import type { MetricFamily } from "../../metrics/exposition.ts";
 import type { LabelCap } from "../../metrics/label_cap.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
+import { destinationName } from "../dns/mod.ts";
 import { defineProgram } from "../program.ts";
 import { isoMicros, roundMicros } from "../query.ts";
 import { ConnectionEvent, ConnectionSummary } from "./schema.ts";
@@ -59,6 +60,11 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
     destination_ip: dest.ip,
     destination_port: dest.port,
     destination: dest.destination,
+    destination_name: destinationName(store, dest.ip, {
+      pid: c.pid[slot],
+      cgroupId: c.cgroup[slot],
+      tsMs: c.ts[slot],
+    }),
     unix_path: dest.path,
     result: resultName(c.ret[slot]),
     ret: c.ret[slot],

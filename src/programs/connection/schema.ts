@@ -40,6 +40,11 @@ export const ConnectionEvent = EventBase.extend({
     description: "ip:port, [ipv6]:port, the unix path (@name for abstract sockets), or the family",
     example: "127.0.0.1:443",
   }),
+  destination_name: z.string().nullable().openapi({
+    description:
+      "the name this process (or one of its cgroup) looked up and got destination_ip in answer, at most 5 minutes before (dns program); null when none was seen",
+    example: "example.com",
+  }),
   unix_path: z.string().nullable().openapi({
     description: "AF_UNIX socket path (@name for an abstract socket); null for other families",
   }),

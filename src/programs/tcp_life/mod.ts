@@ -12,6 +12,7 @@ import { resultName } from "../../net/names.ts";
 import type { MetricFamily } from "../../metrics/exposition.ts";
 import { EventTable, type Interner, type Store } from "../../store/mod.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
+import { destinationName } from "../dns/mod.ts";
 import { structLayout } from "../layout.ts";
 import { type Clock, type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
 import {
@@ -327,6 +328,11 @@ function toJson(table: EventTable<Columns>, s: number, store: Store) {
     remote_port: c.dport[s],
     local: joinHostPort(local_ip, c.sport[s]),
     remote: joinHostPort(remote_ip, c.dport[s]),
+    remote_name: destinationName(store, remote_ip, {
+      pid: c.pid[s],
+      cgroupId: c.cgroup[s],
+      tsMs: Number.isNaN(start) ? c.ts[s] : start,
+    }),
     start_time: Number.isNaN(start) ? null : isoMicros(start),
     duration_ms: Number.isNaN(start) ? null : roundMicros(Math.max(0, c.ts[s] - start)),
     bytes_sent: c.bytes_sent[s],

@@ -48,6 +48,11 @@ export const TcpLifeEvent = EventBase.extend({
   remote_port: z.number().int(),
   local: z.string().openapi({ example: "127.0.0.1:43210" }),
   remote: z.string().openapi({ example: "127.0.0.1:8080" }),
+  remote_name: z.string().nullable().openapi({
+    description:
+      "the name the owner (or a process of its cgroup) looked up and got remote_ip in answer, at most 5 minutes before the connection began (dns program); null when none was seen",
+    example: "example.com",
+  }),
   start_time: z.string().nullable().openapi({
     description: "first state change seen; null if before the program",
   }),

@@ -337,6 +337,7 @@ Deno.test("tcp_life decodes an outbound IPv4 connection that closed normally", (
     remote_port: 443,
     local: "10.0.0.5:43210",
     remote: "93.184.216.34:443",
+    remote_name: null,
     start_time: "2026-11-25T03:04:06.000000Z",
     duration_ms: 500.25,
     bytes_sent: 100_002,
