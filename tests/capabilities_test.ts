@@ -9,37 +9,13 @@
  */
 
 import assert from "node:assert/strict";
+import type { z } from "@hono/zod-openapi";
+import type { Capabilities as CapabilitiesSchema } from "../src/http/routes_capabilities.ts";
 import { canRunPrivileged, privileged, startServer } from "./_server.ts";
 
-interface HookStatus {
-  program: string;
-  attach: string;
-  optional: boolean;
-  attached: boolean;
-  reason: string | null;
-  fields_unknown: string[];
-}
-
-interface FeatureStatus {
-  name: string;
-  probe: string;
-  available: boolean;
-  chosen: string;
-  fields_unknown: string[];
-}
-
-interface ProgramCaps {
-  name: string;
-  state: string;
-  hooks: HookStatus[];
-  features: FeatureStatus[];
-  unknown_fields: string[];
-}
-
-interface Capabilities {
-  kernel: { release: string; arch: string; btf: string | null };
-  programs: ProgramCaps[];
-}
+type Capabilities = z.infer<typeof CapabilitiesSchema>;
+type ProgramCaps = Capabilities["programs"][number];
+type FeatureStatus = ProgramCaps["features"][number];
 
 /** Field names in a tracepoint's format file (what the kernel says, without BTF). */
 function formatFields(category: string, name: string): string[] {

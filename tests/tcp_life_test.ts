@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import type { z } from "@hono/zod-openapi";
+import type { Capabilities as CapabilitiesSchema } from "../src/http/routes_capabilities.ts";
 import type { TcpLifeEvent as TcpLifeEventSchema } from "../src/programs/tcp_life/schema.ts";
 import {
   canRunPrivileged,
@@ -776,19 +777,7 @@ Deno.test({
   },
 });
 
-interface HookStatus {
-  program: string;
-  attach: string;
-  optional: boolean;
-  attached: boolean;
-  reason: string | null;
-  fields_unknown: string[];
-}
-
-interface Capabilities {
-  kernel: { release: string; btf: string | null };
-  programs: { name: string; state: string; hooks: HookStatus[]; unknown_fields: string[] }[];
-}
+type Capabilities = z.infer<typeof CapabilitiesSchema>;
 
 Deno.test({
   name: privileged(

@@ -63,7 +63,7 @@ export const KernelInfo = z.object({
   }),
 }).openapi("KernelInfo");
 
-const Capabilities = z.object({
+export const Capabilities = z.object({
   kernel: KernelInfo,
   programs: z.array(ProgramCapabilities),
 }).openapi("Capabilities");
