@@ -154,7 +154,6 @@ boot() {
     sleep 1
   done
   local rc=0
-  # 2>/dev/null: bash's own "Aborted" line when qemu dies of a signal (KVM's probe, here).
   wait "$qpid" 2>/dev/null || rc=$?
   qpid=""
   return "$rc"
@@ -183,7 +182,10 @@ elif [ "$accel" = auto ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
   mkdir -p "$probe"
   "$HERE/initramfs.sh" "$dir" "$probe/initramfs.cpio.gz"
   use_accel=kvm
-  if boot "$dir" "$probe/initramfs.cpio.gz" "$probe" "$probe/console.log" 20 kernels_probe=1 &&
+  # 2>>: bash's own "Aborted" line when qemu dies of a signal (KVM's probe does, here) goes to
+  # the log, not the terminal.
+  if boot "$dir" "$probe/initramfs.cpio.gz" "$probe" "$probe/console.log" 20 kernels_probe=1 \
+    2>>"$probe/console.log.qemu" &&
     grep -q 'kernels-probe: ok' "$probe/console.log"; then
     log "KVM works: using it"
   else
@@ -233,7 +235,7 @@ for entry in "${fetched[@]}"; do
   log "$release: booting ($use_accel, ${#test_files[@]} test files, timeout ${timeout} s); log: $console"
   started=$(date +%s)
   rc=0
-  boot "$kdir" "$out/initramfs.cpio.gz" "$out" "$console" "$timeout" || rc=$?
+  boot "$kdir" "$out/initramfs.cpio.gz" "$out" "$console" "$timeout" 2>>"$console.qemu" || rc=$?
   wall=$(($(date +%s) - started))
 
   # Counts from deno test's own summary: "ok | 20 passed (9 steps) | 0 failed (2m3s)".
