@@ -9,7 +9,7 @@
 #                             [--accel auto|kvm|tcg] [--exec 'SHELL COMMAND']
 # --tests: files relative to the checkout (default: the subset in DEFAULT_TESTS below; "all": every
 # tests/*_test.ts but deploy_test.ts). --timeout: per kernel, killing a guest that has not
-# finished (default 1500 s, 3600 s with --tests all). --accel auto (the default) uses KVM when a
+# finished (default 1800 s, 3600 s with --tests all). --accel auto (the default) uses KVM when a
 # 20 s probe boot works with it, TCG otherwise. --exec runs a shell command of one's own in each
 # guest (in the checkout) instead of the tests.
 # Prints one line per kernel, "kernel RELEASE: N passed, M failed (T s)", and the path of the
@@ -76,9 +76,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$accel" in auto | kvm | tcg) ;; *) die "--accel takes auto, kvm or tcg, not '$accel'" ;; esac
-# About 2.5 times the slowest run measured under TCG on a busy 2-core host: 10 min for the
-# default subset, 26 min for all of them.
-[ -n "$timeout" ] || timeout=$([ "$tests" = all ] && echo 3600 || echo 1500)
+# Under TCG on a busy 2-core host the default subset took 8-11 min a kernel, and 20 min with a
+# second guest running beside it; all of the tests took up to 26 min.
+[ -n "$timeout" ] || timeout=$([ "$tests" = all ] && echo 3600 || echo 1800)
 [[ "$timeout" =~ ^[0-9]+$ ]] || die "--timeout takes whole seconds, not '$timeout'"
 
 cd "$ROOT"
