@@ -12,9 +12,11 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
+#include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -834,9 +836,13 @@ double ebpf_boot_to_realtime_us(void)
 
 int32_t ebpf_tracefs_ensure(void)
 {
+	struct statfs st;
+
 	call_begin();
-	if (!access("/sys/kernel/tracing/events", F_OK) ||
-	    !access("/sys/kernel/debug/tracing/events", F_OK))
+	/* Whether it is mounted, not whether this process may read it: tracefs is mode 0700, and
+	 * access() would judge by the real uid with no capabilities (CAP_DAC_READ_SEARCH reads it). */
+	if ((!statfs("/sys/kernel/tracing", &st) && st.f_type == TRACEFS_MAGIC) ||
+	    !faccessat(AT_FDCWD, "/sys/kernel/debug/tracing/events", F_OK, AT_EACCESS))
 		return 0;
 	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
 		return fail(-errno, "mount tracefs at", "/sys/kernel/tracing");

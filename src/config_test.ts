@@ -39,7 +39,14 @@ Deno.test("parseConfig without flags gives the defaults", () => {
     logLevel: "info",
     docs: true,
     metricsTopCommands: DEFAULTS.metricsTopCommands,
+    exposeKernelAddresses: false,
   });
+});
+
+Deno.test("parseConfig shows kernel addresses only with --expose-kernel-addresses", () => {
+  assert.equal(run([]).exposeKernelAddresses, false);
+  assert.equal(run(["--expose-kernel-addresses"]).exposeKernelAddresses, true);
+  assert.throws(() => run(["--expose-kernel-addresses=yes"]), /expose-kernel-addresses/);
 });
 
 Deno.test("parseConfig --addr forms", () => {

@@ -7,11 +7,12 @@
 import { ConfigError, HELP, parseConfig } from "./config.ts";
 import { hugePageBuffer } from "./ffi/shim.ts";
 import { createApp } from "./http/app.ts";
+import { setKernelAddressesExposed } from "./kernel/addresses.ts";
 import { kernelInfo } from "./kernel/release.ts";
 import { log, type LogLevel, setLogLevel } from "./log.ts";
 import { ProgramManager } from "./programs/manager.ts";
 import { programs } from "./programs/mod.ts";
-import { preflightProblem } from "./preflight.ts";
+import { preflight } from "./preflight.ts";
 import { Store } from "./store/mod.ts";
 
 export const VERSION = "0.1.0";
@@ -66,9 +67,11 @@ export async function main(
   }
   const config = parsed.config;
   setLogLevel(config.logLevel);
+  setKernelAddressesExposed(config.exposeKernelAddresses);
 
-  const problem = preflightProblem();
-  if (problem) return fail(problem, 1);
+  const checked = preflight();
+  if (checked.problem) return fail(checked.problem, 1);
+  for (const warning of checked.warnings) log.warn(warning);
 
   const startedAt = Date.now();
   const store = new Store(config.storeCapacity, { memory: hugePageBuffer });

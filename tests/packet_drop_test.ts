@@ -29,7 +29,6 @@ interface DropEvent {
   command: string;
   reason: string | null;
   reason_code: number | null;
-  location: string;
   location_symbol: string | null;
   protocol: string;
   l4_protocol: string | null;

@@ -274,6 +274,7 @@ Deno.test("cli: --help lists every flag", async () => {
     "--programs",
     "--log-level",
     "--no-docs",
+    "--expose-kernel-addresses",
     "-h, --help",
     "-V, --version",
   ];
