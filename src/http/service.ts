@@ -75,7 +75,8 @@ export function summarize(
     duration_seconds: duration,
     pid: query.pid ?? null,
     command: query.command ?? null,
-    window_complete: ctx.store.lastEvictedTs(name) < since && counters.completeSince(since),
+    window_complete: ctx.store.lastEvictedTs(name) < since && counters.completeSince(since) &&
+      ctx.manager.ranThrough(name, since, until),
     events_lost: counters.sumBetween(since, until).get("lost") ?? 0,
     events_lost_total: status.lost,
     events_evicted_total: status.evicted,

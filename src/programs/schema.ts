@@ -26,7 +26,7 @@ export const SummaryBase = z.object({
   command: z.string().nullable().openapi({ description: "the command filter, if any" }),
   window_complete: z.boolean().openapi({
     description:
-      "false when events (or counter samples) of the window were already evicted from the store",
+      "false when the program did not watch the whole window (it started after the window began, or was stopped or failed inside it: see stopped_periods in /api/programs), or when events (or counter samples) of the window were already evicted from the store",
   }),
   events_lost: z.number().int().openapi({
     description:
