@@ -420,6 +420,8 @@ export interface Launch {
   args: string[];
   cwd: string;
   env: Record<string, string>;
+  /** The executable that becomes the server (deno; `command` may be setpriv in front of it). */
+  server: string;
   /** The uid and effective capabilities the server must have (when run as a user). */
   expect?: { uid: number; capabilities: readonly string[] };
 }
@@ -480,6 +482,7 @@ export async function mainCommand(
       args: ["run", "--allow-all", MAIN_TS, ...args],
       cwd: ROOT_DIR,
       env: {},
+      server: Deno.execPath(),
     };
   }
   const uid = options.uid ?? testUid();
@@ -511,6 +514,7 @@ export async function mainCommand(
     ],
     cwd: tree.dir,
     env: { HOME: home, DENO_DIR: `${home}/deno` },
+    server: tree.deno,
     expect: { uid, capabilities: names },
   };
 }
