@@ -379,11 +379,21 @@ function tracedUse(log: string, binary: string): { syscalls: Set<string>; famili
   return { syscalls, families };
 }
 
-/** The first child of process `pid` (setpriv, which becomes the server), once it has one. */
-function childOf(pid: number): Promise<number> {
-  return waitFor(`a child of ${pid}`, () => {
-    const text = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim();
-    return text === "" ? undefined : Number(text.split(/\s+/)[0]);
+/**
+ * The pid of the process strace started (setpriv, which becomes the server): the pid of the
+ * trace's first line, its execve. (Not strace's first child: it forks short-lived ones of its
+ * own to probe ptrace features first.)
+ */
+function tracedPid(traceLog: string): Promise<number> {
+  return waitFor("strace to start the server", () => {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(traceLog);
+    } catch {
+      return undefined;
+    }
+    const m = /^(\d+) execve\(/.exec(text);
+    return m ? Number(m[1]) : undefined;
   }, { timeoutMs: 10_000 });
 }
 
@@ -440,7 +450,7 @@ Deno.test({
         return await proc.stop("SIGKILL", 5000);
       };
       try {
-        if (strace) serverPid = await childOf(proc.child.pid);
+        if (strace) serverPid = await tracedPid(traceLog);
         const url = `http://127.0.0.1:${port}`;
         const health = await waitFor("/health of the server started as the unit says", async () => {
           const exit = proc.exit();
@@ -522,6 +532,12 @@ Deno.test({
         }
         return;
       } catch (err) {
+        if (strace && serverPid === proc.child.pid) {
+          // strace may have started it after all: kill the server, not strace, or it would be
+          // left running (and holding the stderr pipe this test reads to its end)
+          const m = /^(\d+) execve\(/.exec(await Deno.readTextFile(traceLog).catch(() => ""));
+          if (m) serverPid = Number(m[1]);
+        }
         await stop("SIGKILL");
         lastStderr = proc.stderr();
         if (lastStderr.includes("already in use")) continue;
