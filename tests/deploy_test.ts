@@ -392,9 +392,14 @@ function tracedPid(traceLog: string): Promise<number> {
     } catch {
       return undefined;
     }
-    const m = /^(\d+) execve\(/.exec(text);
-    return m ? Number(m[1]) : undefined;
+    return firstTracedPid(text);
   }, { timeoutMs: 10_000 });
+}
+
+/** The pid on the first line of a trace, if it is the execve (strace pads pids with spaces). */
+function firstTracedPid(trace: string): number | undefined {
+  const m = /^(\d+)\s+execve\(/.exec(trace);
+  return m ? Number(m[1]) : undefined;
 }
 
 Deno.test({
@@ -535,8 +540,8 @@ Deno.test({
         if (strace && serverPid === proc.child.pid) {
           // strace may have started it after all: kill the server, not strace, or it would be
           // left running (and holding the stderr pipe this test reads to its end)
-          const m = /^(\d+) execve\(/.exec(await Deno.readTextFile(traceLog).catch(() => ""));
-          if (m) serverPid = Number(m[1]);
+          serverPid = firstTracedPid(await Deno.readTextFile(traceLog).catch(() => "")) ??
+            serverPid;
         }
         await stop("SIGKILL");
         lastStderr = proc.stderr();
