@@ -2,7 +2,9 @@
 #   make run    set up, build and start the server (ARGS="--addr :9090" passes flags)
 #   make test   set up, build and run every test (deno task test)
 # Also: make prepare (setup + what running from source needs), make build / build-dev
-# (the single executable; honours DENORT_BIN), make check (fmt, lint, type check), make clean.
+# (the single executable; honours DENORT_BIN), make check (fmt, lint, type check), make clean,
+# make test-as-user (the integration tests again, each server as a non-root uid with only the
+# capabilities it needs; CI runs it after make test).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := prepare
@@ -24,7 +26,7 @@ SHIM := $(BUILD)/libebpf_shim.so
 DEPS_LIBS := $(DEPS)/lib/libbpf.a $(DEPS)/lib/libelf.a $(DEPS)/lib/libz.a
 NODE_MODULES := node_modules/.deno/.setup-cache.bin
 
-.PHONY: setup prepare run test test-kernels build build-dev check clean bench bench-quick
+.PHONY: setup prepare run test test-as-user test-kernels build build-dev check clean bench bench-quick
 
 setup:
 	@scripts/setup.sh
@@ -65,6 +67,13 @@ run: prepare
 test: prepare
 	@SETUP_TEST_PACKAGES=1 scripts/setup.sh
 	$(DENO) task test
+
+# The integration tests (tests/) once more, every server they start running as a uid with no
+# account, through setpriv with only CAP_BPF CAP_PERFMON CAP_DAC_READ_SEARCH CAP_NET_ADMIN CAP_SYSLOG, from a
+# copy of the tree any user can read (tests/_server.ts). Needs root, as make test does.
+test-as-user: prepare
+	@SETUP_TEST_PACKAGES=1 scripts/setup.sh
+	EBPF_TEST_AS_USER=1 $(DENO) test --allow-all tests/
 
 # The privileged tests on Debian's 5.10, 6.1 and 6.12 kernels under qemu (tests/kernels/README.md);
 # ARGS="--kernels 6.1 --tests all" passes options to tests/kernels/run.sh.

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
+#include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -118,9 +119,25 @@ uint32_t ebpf_error_copy(char *buf, uint32_t cap)
 	return (uint32_t)error_len;
 }
 
+/*
+ * libbpf 1.1 fails a CO-RE relocation whose type is not in vmlinux's BTF (an ___old flavor on a
+ * new kernel) when it may not list the kernel modules' BTF, which needs CAP_SYS_ADMIN; newer
+ * libbpf skips module BTF then. Do the same: without that privilege, relocate against vmlinux's
+ * BTF alone (given as the target, so module BTF is never listed). Root is unaffected.
+ */
+static const char *core_target_btf(void)
+{
+	__u32 id = 0;
+
+	if (!bpf_btf_get_next_id(0, &id) || errno != EPERM)
+		return NULL;
+	return access("/sys/kernel/btf/vmlinux", R_OK) ? NULL : "/sys/kernel/btf/vmlinux";
+}
+
 struct ebpf_obj *ebpf_obj_open(const void *data, uint32_t size, const char *name)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name,
+		    .btf_custom_path = core_target_btf());
 	struct ebpf_obj *o;
 	int err;
 
@@ -867,9 +884,13 @@ double ebpf_boot_to_realtime_us(void)
 
 int32_t ebpf_tracefs_ensure(void)
 {
+	struct statfs st;
+
 	call_begin();
-	if (!access("/sys/kernel/tracing/events", F_OK) ||
-	    !access("/sys/kernel/debug/tracing/events", F_OK))
+	/* Whether it is mounted, not whether this process may read it: tracefs is mode 0700, and
+	 * access() would judge by the real uid with no capabilities (CAP_DAC_READ_SEARCH reads it). */
+	if ((!statfs("/sys/kernel/tracing", &st) && st.f_type == TRACEFS_MAGIC) ||
+	    !faccessat(AT_FDCWD, "/sys/kernel/debug/tracing/events", F_OK, AT_EACCESS))
 		return 0;
 	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
 		return fail(-errno, "mount tracefs at", "/sys/kernel/tracing");

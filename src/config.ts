@@ -20,6 +20,8 @@ export interface Config {
   docs: boolean;
   /** How many commands get their own label in /metrics. */
   metricsTopCommands: number;
+  /** Whether answers show raw kernel addresses (they give away KASLR). */
+  exposeKernelAddresses: boolean;
   /** Ports the dns program watches. */
   dnsPorts: number[];
   /** How long a DNS query waits for its answer before it is a timeout, in ms. */
@@ -68,6 +70,11 @@ Flags:
   --log-level LEVEL       debug, info, warn or error (default: LOG_LEVEL, else ${DEFAULTS.logLevel});
                           debug logs every decoded event
   --no-docs               do not serve /docs (Swagger UI); /openapi.json stays
+  --expose-kernel-addresses
+                          show the raw kernel address of each packet drop (location,
+                          and in by_location for addresses without a symbol); off by
+                          default, since it tells anyone who can read the API where the
+                          kernel is loaded (KASLR); location_symbol is always shown
   -h, --help              show this text
   -V, --version           show the version
 
@@ -79,8 +86,11 @@ Environment:
   LOG_LEVEL               default of --log-level
   DOCS_ENABLED            false to turn /docs off (default true)
 
-It needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) and a kernel with BTF
-(/sys/kernel/btf/vmlinux). SIGINT or SIGTERM detaches every program and exits.
+It needs root, or these capabilities: CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH (tracefs
+is mode 0700), CAP_NET_ADMIN (the dns program's cgroup programs; not without dns) and
+CAP_SYSLOG (function names of drop locations; without it they are null),
+and a kernel with BTF (/sys/kernel/btf/vmlinux). deploy/ebpf-server.service runs it as its
+own user with exactly these. SIGINT or SIGTERM detaches every program and exits.
 `;
 
 /** A configuration problem the user can fix; main prints the message and exits with 2. */
@@ -103,6 +113,7 @@ const OPTIONS = {
   "dns-timeout": { type: "string" },
   "log-level": { type: "string" },
   "no-docs": { type: "boolean" },
+  "expose-kernel-addresses": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const satisfies Record<string, { type: "string" | "boolean"; short?: string }>;
@@ -322,6 +333,7 @@ export function parseConfig(
       logLevel,
       docs,
       metricsTopCommands,
+      exposeKernelAddresses: values["expose-kernel-addresses"] === true,
       dnsPorts,
       dnsTimeoutMs,
     },

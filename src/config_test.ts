@@ -39,9 +39,16 @@ Deno.test("parseConfig without flags gives the defaults", () => {
     logLevel: "info",
     docs: true,
     metricsTopCommands: DEFAULTS.metricsTopCommands,
+    exposeKernelAddresses: false,
     dnsPorts: [53],
     dnsTimeoutMs: 5000,
   });
+});
+
+Deno.test("parseConfig shows kernel addresses only with --expose-kernel-addresses", () => {
+  assert.equal(run([]).exposeKernelAddresses, false);
+  assert.equal(run(["--expose-kernel-addresses"]).exposeKernelAddresses, true);
+  assert.throws(() => run(["--expose-kernel-addresses=yes"]), /expose-kernel-addresses/);
 });
 
 Deno.test("parseConfig --addr forms", () => {

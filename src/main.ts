@@ -7,12 +7,13 @@
 import { ConfigError, HELP, parseConfig } from "./config.ts";
 import { hugePageBuffer } from "./ffi/shim.ts";
 import { createApp } from "./http/app.ts";
+import { setKernelAddressesExposed } from "./kernel/addresses.ts";
 import { kernelInfo } from "./kernel/release.ts";
 import { log, type LogLevel, setLogLevel } from "./log.ts";
 import { ProgramManager } from "./programs/manager.ts";
 import { programs } from "./programs/mod.ts";
 import { setDnsOptions } from "./programs/dns/mod.ts";
-import { preflightProblem } from "./preflight.ts";
+import { preflight } from "./preflight.ts";
 import { Store } from "./store/mod.ts";
 import { VERSION } from "./version.ts";
 
@@ -66,9 +67,11 @@ export async function main(
   }
   const config = parsed.config;
   setLogLevel(config.logLevel);
+  setKernelAddressesExposed(config.exposeKernelAddresses);
 
-  const problem = preflightProblem();
-  if (problem) return fail(problem, 1);
+  const checked = preflight(config.programs ?? [...programs.keys()]);
+  if (checked.problem) return fail(checked.problem, 1);
+  for (const warning of checked.warnings) log.warn(warning);
 
   setDnsOptions({ ports: config.dnsPorts, timeoutMs: config.dnsTimeoutMs });
   const startedAt = Date.now();

@@ -5,8 +5,16 @@
  * Privileged tests (root, real BPF) use {@linkcode canRunPrivileged}: they run as root, are
  * ignored when not root and `CI` is unset, and always run (and fail without BPF) when `CI` is set.
  *
+ * With `EBPF_TEST_AS_USER=1` ({@linkcode asUser}, `make test-as-user`) every server these helpers
+ * start runs as {@linkcode testUid}, a uid with no account (as systemd's `DynamicUser=` gives),
+ * with only the capabilities of `src/preflight.ts` (setpriv, ambient capabilities), from a copy
+ * of the tree that any user can read ({@linkcode runTree}): the checkout may sit in a 0700 home.
+ * The test process itself stays root (it makes namespaces, nftables rules, reads bpftool).
+ *
  * @module
  */
+
+import { CAPABILITIES, setprivCaps } from "../src/preflight.ts";
 
 /** The repository root (tests run from any working directory). */
 export const ROOT_DIR = decodeURIComponent(new URL("../", import.meta.url).pathname);
@@ -35,9 +43,49 @@ function timeoutScale(text: string | undefined): number {
   return scale;
 }
 
+/** Whether servers run as a non-root uid with only the needed capabilities (see the module doc). */
+export const asUser = (Deno.env.get("EBPF_TEST_AS_USER") ?? "") === "1";
+
 /** The name of a test that needs root and BPF; says so when it is ignored. */
 export function privileged(name: string): string {
-  return canRunPrivileged ? `[privileged] ${name}` : `[privileged: ignored, needs root] ${name}`;
+  if (!canRunPrivileged) return `[privileged: ignored, needs root] ${name}`;
+  return asUser ? `[privileged, server as uid ${testUid()}] ${name}` : `[privileged] ${name}`;
+}
+
+/** Ids named in /etc/passwd and /etc/group (the accounts of this host). */
+function namedIds(): Set<number> {
+  const ids = new Set<number>();
+  for (const file of ["/etc/passwd", "/etc/group"]) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n")) {
+      const id = Number(line.split(":")[2]);
+      if (line && Number.isInteger(id)) ids.add(id);
+    }
+  }
+  return ids;
+}
+
+let chosenUid: number | undefined;
+
+/**
+ * The uid (and gid) non-root servers run as: the first id of systemd's range for dynamic users
+ * (61184-65519) that no account or group of this host has, so it owns nothing on the host, like
+ * the unit's `DynamicUser=yes`. `EBPF_TEST_UID` overrides it.
+ */
+export function testUid(): number {
+  if (chosenUid !== undefined) return chosenUid;
+  const given = Deno.env.get("EBPF_TEST_UID");
+  if (given) return chosenUid = Number(given);
+  const taken = namedIds();
+  for (let id = 61184; id <= 65519; id++) {
+    if (!taken.has(id)) return chosenUid = id;
+  }
+  throw new Error("no free uid in 61184-65519; set EBPF_TEST_UID");
 }
 
 const decoder = new TextDecoder();
@@ -196,6 +244,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** How long to wait for /health to show every program running (default 20 s). */
   timeoutMs?: number;
+  /** Run it as a non-root uid so (default: as {@linkcode asUser} says, with every capability). */
+  user?: MainCommandOptions;
 }
 
 interface Health {
@@ -217,9 +267,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   let lastStderr = "";
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = freePort();
-    const handle = spawnServer(port, options);
+    const launch = await mainCommand(
+      [options.addrFlag ?? "--addr", `127.0.0.1:${port}`, ...(options.args ?? [])],
+      options.user ? { asUser: true, ...options.user } : { asUser },
+    );
+    const handle = spawnServer(port, launch, options);
     try {
       await waitUntilReady(handle, options.timeoutMs ?? 20_000);
+      if (launch.expect) assertCredentials(handle.pid, launch.expect);
       return handle;
     } catch (err) {
       await handle.stop();
@@ -232,18 +287,11 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   throw new Error(`no free port after 5 attempts\n--- server stderr ---\n${lastStderr}`);
 }
 
-function spawnServer(port: number, options: StartOptions): ServerHandle {
-  const proc = spawnCollecting(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      MAIN_TS,
-      options.addrFlag ?? "--addr",
-      `127.0.0.1:${port}`,
-      ...(options.args ?? []),
-    ],
-    cwd: ROOT_DIR,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
+function spawnServer(port: number, launch: Launch, options: StartOptions): ServerHandle {
+  const proc = spawnCollecting(launch.command, {
+    args: launch.args,
+    cwd: launch.cwd,
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...launch.env, ...options.env },
   });
   const child = proc.child;
   const url = `http://127.0.0.1:${port}`;
@@ -352,12 +400,206 @@ export function which(name: string): string | undefined {
   return undefined;
 }
 
-/** Runs `deno run --allow-all src/main.ts ...args` to its end. */
-export function runMain(
+/**
+ * Runs `deno run --allow-all src/main.ts ...args` to its end (as {@linkcode testUid} with the
+ * needed capabilities when {@linkcode asUser}).
+ */
+export async function runMain(
   args: string[],
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  return runCommand(Deno.execPath(), ["run", "--allow-all", MAIN_TS, ...args], options);
+  const launch = await mainCommand(args, { asUser });
+  return runCommand(launch.command, launch.args, {
+    ...options,
+    cwd: launch.cwd,
+    env: { ...launch.env, ...options.env },
+  });
+}
+
+/** A command line that runs the server, and where and with what environment. */
+export interface Launch {
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** The executable that becomes the server (deno; `command` may be setpriv in front of it). */
+  server: string;
+  /** The uid and effective capabilities the server must have (when run as a user). */
+  expect?: { uid: number; capabilities: readonly string[] };
+}
+
+/**
+ * Asserts that process `pid` runs as `uid` (real, effective, saved and filesystem) with exactly
+ * the given effective, permitted and bounding capabilities, from /proc/PID/status.
+ */
+export function assertCredentials(
+  pid: number,
+  expect: { uid: number; capabilities: readonly string[] },
+): void {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1] ?? "";
+  const ids = field("Uid").split(/\s+/).map(Number);
+  if (ids.length !== 4 || ids.some((id) => id !== expect.uid)) {
+    throw new Error(`server ${pid} runs as uids ${ids.join(" ")}, not ${expect.uid}`);
+  }
+  let mask = 0n;
+  for (const name of expect.capabilities) {
+    mask |= 1n << BigInt(CAPABILITIES.find((c) => c.name === name)!.bit);
+  }
+  for (const set of ["CapEff", "CapPrm", "CapBnd", "CapAmb"]) {
+    const got = BigInt("0x" + field(set));
+    if (got !== mask) {
+      throw new Error(`server ${pid}: ${set} is ${got.toString(16)}, not ${mask.toString(16)}`);
+    }
+  }
+  if (field("NoNewPrivs") !== "1") throw new Error(`server ${pid}: NoNewPrivs is not set`);
+}
+
+/** What {@linkcode mainCommand} accepts. */
+export interface MainCommandOptions {
+  /** Run as a non-root uid through setpriv, from {@linkcode runTree} (default false). */
+  asUser?: boolean;
+  /** The uid and gid (default {@linkcode testUid}). */
+  uid?: number;
+  /**
+   * Capabilities it keeps, as capabilities(7) names them (default: every one of
+   * `src/preflight.ts`); ambient, inheritable and the whole bounding set.
+   */
+  capabilities?: readonly string[];
+}
+
+/**
+ * How to run `deno run --allow-all src/main.ts ...args`: from the checkout as this process, or
+ * (`asUser`) through `setpriv` as a uid with no account, only the given capabilities and
+ * no_new_privs (as the systemd unit runs it), from a copy of the tree any user can read, with a
+ * Deno cache of its own and `--cached-only` (the packages come from the copied node_modules).
+ */
+export async function mainCommand(
+  args: string[],
+  options: MainCommandOptions = {},
+): Promise<Launch> {
+  if (!options.asUser) {
+    return {
+      command: Deno.execPath(),
+      args: ["run", "--allow-all", MAIN_TS, ...args],
+      cwd: ROOT_DIR,
+      env: {},
+      server: Deno.execPath(),
+    };
+  }
+  const uid = options.uid ?? testUid();
+  const tree = await runTree();
+  const home = await userHome(tree, uid);
+  const names = options.capabilities ?? CAPABILITIES.map((c) => c.name);
+  const caps = setprivCaps(names.map((name) => {
+    const cap = CAPABILITIES.find((c) => c.name === name);
+    if (!cap) throw new RangeError(`${name} is not a capability of src/preflight.ts`);
+    return cap;
+  }));
+  const keep = caps === "" ? "-all" : `-all,${caps}`;
+  return {
+    command: "setpriv",
+    args: [
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      "--clear-groups",
+      `--inh-caps=${keep}`,
+      `--ambient-caps=${keep}`,
+      `--bounding-set=${keep}`,
+      "--no-new-privs",
+      tree.deno,
+      "run",
+      "--allow-all",
+      "--cached-only",
+      `${tree.dir}/src/main.ts`,
+      ...args,
+    ],
+    cwd: tree.dir,
+    env: { HOME: home, DENO_DIR: `${home}/deno` },
+    server: tree.deno,
+    expect: { uid, capabilities: names },
+  };
+}
+
+/** A copy of what running the server from source needs. */
+export interface RunTree {
+  /** The copy's root (`src/`, `build/`, `node_modules/`, `deno.json`, `deno.lock`). */
+  dir: string;
+  /** A deno executable any user can run: this one, or a copy in the tree. */
+  deno: string;
+}
+
+let tree: Promise<RunTree> | undefined;
+
+/** Whether every directory above `path` lets others search it and `path` lets them read `bits`. */
+function othersMay(path: string, bits: number): boolean {
+  const parts = path.split("/").filter(Boolean);
+  for (let i = 0; i < parts.length; i++) {
+    const at = "/" + parts.slice(0, i + 1).join("/");
+    const mode = Deno.statSync(at).mode ?? 0;
+    const want = i === parts.length - 1 ? bits : 0o001;
+    if ((mode & want) !== want) return false;
+  }
+  return true;
+}
+
+/**
+ * A copy of the checkout's `src/`, `build/bpf/`, `build/libebpf_shim.so`, `node_modules/`,
+ * `deno.json` and `deno.lock` in a new directory under the temporary directory, readable by
+ * every user (the checkout itself may be in a 0700 home, as /root/proj), made once per test
+ * process and removed when it exits. About 30 MB; the checkout is not touched.
+ */
+export function runTree(): Promise<RunTree> {
+  tree ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ebpf-server-tree-" });
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // already gone
+      }
+    });
+    await Deno.mkdir(`${dir}/build`);
+    const copies: [string, string][] = [
+      ["src", "src"],
+      ["node_modules", "node_modules"],
+      ["deno.json", "deno.json"],
+      ["deno.lock", "deno.lock"],
+      ["build/bpf", "build/bpf"],
+      ["build/libebpf_shim.so", "build/libebpf_shim.so"],
+    ];
+    for (const [from, to] of copies) {
+      const out = await runCommand("cp", ["-R", `${ROOT_DIR}${from}`, `${dir}/${to}`]);
+      if (out.code !== 0) throw new Error(`cp ${from} failed: ${out.stderr}`);
+    }
+    let deno = Deno.realPathSync(Deno.execPath());
+    if (!othersMay(deno, 0o005)) {
+      await Deno.mkdir(`${dir}/bin`);
+      await Deno.copyFile(deno, `${dir}/bin/deno`);
+      deno = `${dir}/bin/deno`;
+    }
+    const out = await runCommand("chmod", ["-R", "a+rX", dir]);
+    if (out.code !== 0) throw new Error(`chmod failed: ${out.stderr}`);
+    return { dir, deno };
+  })();
+  return tree;
+}
+
+const homes = new Map<number, Promise<string>>();
+
+/** A home and Deno cache directory in the tree that only `uid` may use. */
+function userHome(tree: RunTree, uid: number): Promise<string> {
+  let home = homes.get(uid);
+  if (!home) {
+    home = (async () => {
+      const path = `${tree.dir}/home-${uid}`;
+      await Deno.mkdir(path, { mode: 0o700 });
+      await Deno.chown(path, uid, uid);
+      return path;
+    })();
+    homes.set(uid, home);
+  }
+  return home;
 }
 
 /** A BPF program loaded in the kernel, as `bpftool prog list -j` shows it. */

@@ -6,12 +6,13 @@
  */
 
 import assert from "node:assert/strict";
+import { CAPABILITIES } from "../src/preflight.ts";
 import { HELP, parseConfig } from "../src/config.ts";
 import {
   canRunPrivileged,
   connectionProgramsOf,
   loadedPrograms,
-  MAIN_TS,
+  mainCommand,
   privileged,
   programIdsOf,
   pythonConnects,
@@ -236,30 +237,74 @@ Deno.test({
   name: privileged("without root: exits non-zero with one sentence about root"),
   ignore: !canRunPrivileged,
   async fn() {
-    // Deno needs a cache directory the user can write; --cached-only keeps it off the network
-    // (the packages come from the project's node_modules).
-    const home = await Deno.makeTempDir({ prefix: "ebpf-server-nobody-" });
-    try {
-      await Deno.chown(home, 65534, 65534);
-      const out = await runCommand("setpriv", [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        Deno.execPath(),
-        "run",
-        "--allow-all",
-        "--cached-only",
-        MAIN_TS,
-        "--addr",
-        "127.0.0.1:0",
-      ], { env: { HOME: home, DENO_DIR: `${home}/deno` }, timeoutMs: 60_000 });
-      assert.notEqual(out.code, 0, `exit code; stderr:\n${out.stderr}`);
+    // A uid with no capabilities, from a copy of the tree it can read (the checkout may be in
+    // a 0700 home); its Deno cache is its own and --cached-only keeps it off the network.
+    const launch = await mainCommand(["--addr", "127.0.0.1:0"], {
+      asUser: true,
+      capabilities: [],
+    });
+    const out = await runCommand(launch.command, launch.args, {
+      cwd: launch.cwd,
+      env: launch.env,
+      timeoutMs: 60_000,
+    });
+    assert.notEqual(out.code, 0, `exit code; stderr:\n${out.stderr}`);
+    const errLines = lines(out.stderr);
+    assert.equal(errLines.length, 1, `one line on stderr, got:\n${out.stderr}`);
+    assert.match(errLines[0], /\broot\b/);
+    assert.match(
+      errLines[0],
+      /it lacks CAP_BPF \(.*\), CAP_PERFMON \(.*\), CAP_DAC_READ_SEARCH \(.*\) and CAP_NET_ADMIN/,
+    );
+  },
+});
+
+Deno.test({
+  name: privileged("with one needed capability taken away: exits 1 naming it"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    for (const missing of ["CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH", "CAP_NET_ADMIN"]) {
+      const launch = await mainCommand(["--addr", "127.0.0.1:0"], {
+        asUser: true,
+        capabilities: CAPABILITIES.map((c) => c.name).filter((c) => c !== missing),
+      });
+      const out = await runCommand(launch.command, launch.args, {
+        cwd: launch.cwd,
+        env: launch.env,
+        timeoutMs: 60_000,
+      });
+      assert.equal(out.code, 1, `without ${missing}; stderr:\n${out.stderr}`);
       const errLines = lines(out.stderr);
       assert.equal(errLines.length, 1, `one line on stderr, got:\n${out.stderr}`);
-      assert.match(errLines[0], /\broot\b/);
-    } finally {
-      await Deno.remove(home, { recursive: true });
+      assert.match(errLines[0], new RegExp(`^ebpf-server: it lacks ${missing} \\(to `));
     }
+  },
+});
+
+Deno.test({
+  name: privileged("without CAP_SYSLOG: runs, warns once, and drops have no location_symbol"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    await using server = await startServer({
+      user: { capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH", "CAP_NET_ADMIN"] },
+    });
+    const warnings = lines(server.stderr()).filter((l) => l.includes("CAP_SYSLOG"));
+    assert.equal(warnings.length, 1, server.stderr());
+    assert.match(warnings[0], /WARN .*location_symbol of packet drops is null/);
+    // a UDP datagram to a closed loopback port: one NO_SOCKET drop
+    const sent = await runCommand("python3", [
+      "-c",
+      'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9))',
+    ]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const drop = await waitFor("a drop event", async () => {
+      const list = await server.json<{ events: Record<string, unknown>[] }>(
+        "/api/programs/packet_drop/events?limit=1",
+      );
+      return list.events[0];
+    });
+    assert.equal(drop.location_symbol, null);
+    assert.equal("location" in drop, false);
   },
 });
 
@@ -274,6 +319,7 @@ Deno.test("cli: --help lists every flag", async () => {
     "--programs",
     "--log-level",
     "--no-docs",
+    "--expose-kernel-addresses",
     "-h, --help",
     "-V, --version",
   ];

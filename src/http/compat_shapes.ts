@@ -169,7 +169,13 @@ function byWhom(s: Json, verb = "by"): string {
 /** What a summary's reader should know about how far to trust it, as sentences. */
 function caveats(s: Json): string {
   const notes: string[] = [];
-  if (s.window_complete === false) {
+  const because = (s.window_incomplete_because ?? []) as string[];
+  if (because.includes("not_running")) {
+    notes.push(
+      " The program did not watch the whole window (it started later, or was stopped): counts are low.",
+    );
+  }
+  if (because.includes("evicted")) {
     notes.push(" Events of the window were already evicted from the store: counts are low.");
   }
   const lost = s.events_lost as number;

@@ -18,6 +18,7 @@ function summary(fields: Record<string, unknown>) {
     pid: null,
     command: null,
     window_complete: true,
+    window_incomplete_because: [],
     events_lost: 0,
     ...fields,
   };
@@ -46,6 +47,7 @@ Deno.test("a summary's message says how far to trust it", () => {
       failed: 0,
       pid: 7,
       window_complete: false,
+      window_incomplete_because: ["not_running", "evicted"],
       events_lost: 1,
     }),
     { now: NOW },
@@ -53,6 +55,7 @@ Deno.test("a summary's message says how far to trust it", () => {
   assert.equal(
     s.message,
     "1 connect() call by pid 7 in the last 60 seconds: 1 succeeded, 0 in progress, 0 failed." +
+      " The program did not watch the whole window (it started later, or was stopped): counts are low." +
       " Events of the window were already evicted from the store: counts are low." +
       " 1 event of the window was lost in the kernel (ring full).",
   );

@@ -33,6 +33,16 @@ const ProgramStatus = z.object({
   stored: z.number().int().openapi({ description: "events held in the store now" }),
   decode_errors: z.number().int().openapi({ description: "records that could not be decoded" }),
   started_at: z.string().nullable().openapi({ description: "when it was last started" }),
+  stopped_at: z.string().nullable().openapi({
+    description: "when it last stopped running (stopped, or failed while it ran), or null",
+  }),
+  stopped_periods: z.array(z.object({
+    from: z.string(),
+    until: z.string().nullable().openapi({ description: "null while it is still stopped" }),
+  })).openapi({
+    description:
+      "the times it did not run since it first started, oldest first (the last 64); a summary window that overlaps one is window_complete: false",
+  }),
 }).openapi("ProgramStatus");
 
 const Health = z.object({

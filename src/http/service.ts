@@ -68,6 +68,11 @@ export function summarize(
   const status = ctx.manager.status(name);
   const filter = { pid: query.pid, command: query.command, since, until };
   const counters = ctx.store.counters(name);
+  const because: ("not_running" | "evicted")[] = [];
+  if (!ctx.manager.ranThrough(name, since, until)) because.push("not_running");
+  if (!(ctx.store.lastEvictedTs(name) < since && counters.completeSince(since))) {
+    because.push("evicted");
+  }
   return {
     program: name,
     since: isoMicros(since),
@@ -75,7 +80,8 @@ export function summarize(
     duration_seconds: duration,
     pid: query.pid ?? null,
     command: query.command ?? null,
-    window_complete: ctx.store.lastEvictedTs(name) < since && counters.completeSince(since),
+    window_complete: because.length === 0,
+    window_incomplete_because: because,
     events_lost: counters.sumBetween(since, until).get("lost") ?? 0,
     events_lost_total: status.lost,
     events_evicted_total: status.evicted,

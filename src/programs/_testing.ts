@@ -51,6 +51,7 @@ export function withSummaryBase(program: string, part: Record<string, unknown>) 
     pid: null,
     command: null,
     window_complete: true,
+    window_incomplete_because: [],
     events_lost: 0,
     events_lost_total: 0,
     events_evicted_total: 0,

@@ -29,6 +29,7 @@ import {
   tracepointOf,
 } from "./capabilities.ts";
 import type { BatchDecoder, Clock, Program } from "./program.ts";
+import { RunLog } from "./run_log.ts";
 
 export type ProgramState = "running" | "stopped" | "failed";
 
@@ -53,6 +54,10 @@ export interface ProgramStatus {
   decode_errors: number;
   /** When it was last started (RFC 3339), or null. */
   started_at: string | null;
+  /** When it last stopped running (stopped, or failed while it ran), or null. */
+  stopped_at: string | null;
+  /** The times it did not run since it first started, oldest first (the last 64). */
+  stopped_periods: { from: string; until: string | null }[];
 }
 
 export interface ManagerOptions {
@@ -121,6 +126,7 @@ interface Slot {
   hooks: HookStatus[] | null;
   /** Its kernel features, probed at its first start. */
   features: FeatureStatus[] | null;
+  runs: RunLog;
 }
 
 /**
@@ -131,6 +137,10 @@ interface Slot {
 const WAKE_RING_SHARE = 1 / 2;
 /** While a live stream is open, the rings are drained at least this often (ms). */
 const STREAM_INTERVAL_MS = 50;
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
 
 /**
  * Whether a section's program attaches to a cgroup (`cgroup_skb/egress`, `cgroup/connect4`):
@@ -229,6 +239,7 @@ export class ProgramManager {
         startedAt: null,
         hooks: null,
         features: null,
+        runs: new RunLog(),
       });
     }
   }
@@ -400,6 +411,7 @@ export class ProgramManager {
       slot.error = null;
       slot.log = null;
       slot.startedAt = Date.now();
+      slot.runs.started(slot.startedAt);
       const missing = hooks.filter((h) => !h.attached && !h.attach.startsWith("iter/"));
       log.info("program attached", {
         program: name,
@@ -533,6 +545,7 @@ export class ProgramManager {
       running.ring.close();
       running.obj.close();
       slot.running = null;
+      slot.runs.stopped(Date.now());
       log.info("program stopped", { program: name });
     }
     if (slot.state === "running") slot.state = "stopped";
@@ -576,6 +589,14 @@ export class ProgramManager {
     } catch (err) {
       log.warn("cannot sample counters", { program: slot.program.name, error: String(err) });
     }
+  }
+
+  /**
+   * Whether a program ran through the whole window `(since, until]` (Unix ms): started before
+   * it, and not stopped or failed inside it.
+   */
+  ranThrough(name: string, since: number, until: number): boolean {
+    return this.#slot(name).runs.ranThrough(since, until);
   }
 
   /** Status of one program. */
@@ -683,7 +704,9 @@ export class ProgramManager {
       evicted: this.#store.evicted(name),
       stored: slot.table.length,
       decode_errors: slot.decodeErrors,
-      started_at: slot.startedAt === null ? null : new Date(slot.startedAt).toISOString(),
+      started_at: iso(slot.startedAt),
+      stopped_at: iso(slot.runs.stoppedAt),
+      stopped_periods: slot.runs.periods.map((p) => ({ from: iso(p.from)!, until: iso(p.until) })),
     };
   }
 }

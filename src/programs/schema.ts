@@ -26,7 +26,12 @@ export const SummaryBase = z.object({
   command: z.string().nullable().openapi({ description: "the command filter, if any" }),
   window_complete: z.boolean().openapi({
     description:
-      "false when events (or counter samples) of the window were already evicted from the store",
+      "false when the program did not watch the whole window (it started after the window began, or was stopped or failed inside it: see stopped_periods in /api/programs), or when events (or counter samples) of the window were already evicted from the store",
+  }),
+  window_incomplete_because: z.array(z.enum(["not_running", "evicted"])).openapi({
+    description:
+      "why window_complete is false (empty when it is true): not_running, the program did not watch the whole window; evicted, events or counter samples of the window were already evicted from the store",
+    example: ["not_running"],
   }),
   events_lost: z.number().int().openapi({
     description:

@@ -8,6 +8,7 @@
 
 import { createRoute } from "@hono/zod-openapi";
 import type { BpfObject } from "../../ffi/shim.ts";
+import { kernelAddress } from "../../kernel/addresses.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
 import { etherTypeName, tcpFlagNames } from "../../net/ethernet.ts";
@@ -157,6 +158,9 @@ function sampler({ obj, store }: DecoderContext<Columns>): (now: number) => void
   };
 }
 
+/** The `by_location` key of drops whose address has no symbol (and addresses are not exposed). */
+const UNKNOWN_LOCATION = "unknown";
+
 function locationOf(table: EventTable<Columns>, slot: number): bigint {
   return (BigInt(table.cols.loc_hi[slot]) << 32n) | BigInt(table.cols.loc_lo[slot]);
 }
@@ -181,6 +185,8 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
   const c = table.cols;
   const reasons = kernelDropReasons();
   const loc = locationOf(table, slot);
+  // the raw address only with --expose-kernel-addresses: it gives away KASLR
+  const location = kernelAddress(loc);
   const version = c.ipver[slot];
   const l4 = c.l4[slot];
   const ports = version !== 0 && hasPorts(l4);
@@ -198,7 +204,7 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
     command: store.strings.get(c.comm[slot]),
     reason: reasons.name(c.reason[slot]),
     reason_code: c.reason[slot] === REASON_UNKNOWN ? null : c.reason[slot],
-    location: `0x${loc.toString(16)}`,
+    ...(location === undefined ? {} : { location }),
     location_symbol: kernelSymbols().resolve(loc),
     protocol: etherTypeName(c.protocol[slot]),
     protocol_number: c.protocol[slot],
@@ -241,10 +247,8 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
   const events = forEachRow(table as unknown as EventTable, store, query, (s) => {
     if (filtered) {
       bump(byReason, reasons.label(c.reason[s]));
-      bump(
-        byLocation,
-        symbols.resolve(locationOf(table, s)) ?? `0x${locationOf(table, s).toString(16)}`,
-      );
+      const loc = locationOf(table, s);
+      bump(byLocation, symbols.resolve(loc) ?? kernelAddress(loc) ?? UNKNOWN_LOCATION);
     }
     bump(byProtocol, etherTypeName(c.protocol[s]));
     if (c.ipver[s]) {
@@ -269,7 +273,7 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
       const [, reason, loc] = key.split(" ");
       const addr = BigInt("0x" + loc);
       bump(byReason, reasons.label(Number(reason)), n);
-      bump(byLocation, symbols.resolve(addr) ?? `0x${loc}`, n);
+      bump(byLocation, symbols.resolve(addr) ?? kernelAddress(addr) ?? UNKNOWN_LOCATION, n);
       total += n;
     }
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
+import { setKernelAddressesExposed } from "../../kernel/addresses.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
 import { BOOT_WALL_MS, btfOffsets, clock, recordArea, withSummaryBase } from "../_testing.ts";
@@ -209,7 +210,6 @@ Deno.test("packet_drop decodes an IPv4 UDP drop with reason NO_SOCKET", () => {
     command: "python3",
     reason: "NO_SOCKET",
     reason_code: NO_SOCKET,
-    location: `0x${location.toString(16)}`,
     location_symbol: json.location_symbol,
     protocol: "IPv4",
     protocol_number: ETH_P_IP,
@@ -267,11 +267,37 @@ Deno.test("packet_drop decodes an IPv6 TCP SYN drop", () => {
   assert.equal(json.source, "[2001:db8::1]:40000");
   assert.equal(json.destination, "[::1]:8443");
   assert.equal(json.reason, "NO_SOCKET");
-  assert.equal(json.location, "0xffffffff82035bd1");
+  assert.equal("location" in json, false, "no raw kernel address by default");
   assert.equal(json.location_symbol, kernelSymbols().resolve(0xffffffff82035bd1n));
   assert.equal(json.length, 60);
   assert.equal(json.owner, null);
   assert.deepEqual(packetDrop.eventSchema.parse(json), json);
+});
+
+Deno.test("packet_drop shows the raw location only with --expose-kernel-addresses", () => {
+  const ctx = setup();
+  using _obj = ctx.obj;
+  const drop = {
+    tsNs: 1_000n,
+    location: 0xffffffff82035bd1n,
+    reason: NO_SOCKET!,
+    pid: 1,
+    comm: "curl",
+    protocol: ETH_P_IP,
+    len: 60,
+  };
+  setKernelAddressesExposed(true);
+  try {
+    const json = decodeOne(ctx, drop);
+    assert.equal(json.location, "0xffffffff82035bd1");
+    assert.deepEqual(packetDrop.eventSchema.parse(json), json);
+    const keys = Object.keys(json);
+    assert.equal(keys.indexOf("location") + 1, keys.indexOf("location_symbol"), "beside it");
+  } finally {
+    setKernelAddressesExposed(false);
+  }
+  const json = decodeOne(ctx, drop);
+  assert.equal("location" in json, false);
 });
 
 Deno.test("packet_drop attributes a drop to the socket's owner and keeps the context", () => {
@@ -442,7 +468,7 @@ Deno.test("packet_drop.summarize: kernel counts without a filter, events with on
   counters.add(BOOT_WALL_MS + 5, `drop ${NO_SOCKET} ${location.toString(16)}`, 10);
   counters.add(BOOT_WALL_MS + 5, `drop ${NETFILTER_DROP} ffffffffc0100000`, 1);
   const window = { since: BOOT_WALL_MS, until: BOOT_WALL_MS + 1000 };
-  const symbol = kernelSymbols().resolve(location) ?? `0x${location.toString(16)}`;
+  const symbol = kernelSymbols().resolve(location) ?? "unknown";
 
   const all = packetDrop.summarize(ctx.table as never, window, ctx.store);
   assert.equal(all.counts_source, "kernel");
@@ -464,6 +490,20 @@ Deno.test("packet_drop.summarize: kernel counts without a filter, events with on
   assert.equal(mine.unattributed, 2);
 
   packetDrop.summarySchema.parse(withSummaryBase("packet_drop", all));
+
+  // An address without a symbol is "unknown", never the address (unless exposed).
+  counters.add(BOOT_WALL_MS + 6, `drop ${NO_SOCKET} 1`, 3);
+  const again = packetDrop.summarize(ctx.table as never, window, ctx.store);
+  const keys = Object.keys(again.by_location as Record<string, number>);
+  assert.deepEqual(keys.filter((k) => /^0x[0-9a-f]+$/.test(k)), [], keys.join(", "));
+  assert.ok(keys.includes("unknown"), keys.join(", "));
+  setKernelAddressesExposed(true);
+  try {
+    const exposed = packetDrop.summarize(ctx.table as never, window, ctx.store);
+    assert.equal((exposed.by_location as Record<string, number>)["0x1"], 3);
+  } finally {
+    setKernelAddressesExposed(false);
+  }
 });
 
 Deno.test("DropReasons: names without the kernel's prefix, code/name round trip, UNKNOWN_n", () => {

@@ -31,9 +31,13 @@ export const PacketDropEvent = EventBase.extend({
   reason_code: z.number().int().nullable().openapi({
     description: "its number on this kernel; null when the kernel gives no reason",
   }),
-  location: z.string().openapi({ description: "kernel address that dropped the packet (hex)" }),
+  location: z.string().optional().openapi({
+    description:
+      "kernel address that dropped the packet (hex); only with --expose-kernel-addresses, since it gives away where the kernel is loaded (KASLR)",
+  }),
   location_symbol: z.string().nullable().openapi({
-    description: "that address as function+offset, from /proc/kallsyms",
+    description:
+      "the kernel address that dropped the packet as function+offset, from /proc/kallsyms (null when unreadable: needs CAP_SYSLOG)",
     example: "udp_queue_rcv_one_skb+0x3c",
   }),
   protocol: z.string().openapi({ description: "link-layer protocol (IPv4, IPv6, ARP, ...)" }),
@@ -73,7 +77,10 @@ export const PacketDropSummary = SummaryBase.extend({
   by_reason: Counts.openapi({
     description: "drops by the kernel's reason name (`unknown` where the kernel gives none)",
   }),
-  by_location: Counts,
+  by_location: Counts.openapi({
+    description:
+      "drops by function+offset; `unknown` for addresses without a symbol (the raw address with --expose-kernel-addresses)",
+  }),
   by_protocol: Counts.openapi({ description: "from events" }),
   by_l4_protocol: Counts.openapi({ description: "from events" }),
   by_interface: Counts.openapi({ description: "from events" }),
