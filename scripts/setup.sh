@@ -6,9 +6,10 @@ set -euo pipefail
 
 DENO_VERSION=${DENO_VERSION:-2.9.6}
 PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc libc6-dev dpkg-dev iproute2 nftables python3)
-# Only the tests need these: a real Prometheus scrapes a test server, promtool checks /metrics,
+# Only the tests need these: a real Prometheus scrapes a test server (over TLS too: openssl makes
+# the test certificates), promtool checks /metrics,
 # systemd-analyze checks the unit file.
-TEST_PACKAGES=(prometheus systemd)
+TEST_PACKAGES=(prometheus systemd openssl)
 
 log() { echo "setup: $*" >&2; }
 as_root() {
