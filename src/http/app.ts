@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { log } from "../log.ts";
 import { docsRoutes } from "./docs.ts";
 import { validationHook } from "./errors.ts";
+import { protect } from "./protect.ts";
 import { compatRoutes } from "./routes_compat.ts";
 import { coreRoutes } from "./routes_core.ts";
 import { liveRoutes } from "./routes_live.ts";
@@ -19,8 +20,9 @@ import type { AppContext } from "./service.ts";
 export type { AppContext } from "./service.ts";
 
 /** Builds the app over a manager and store. */
-export function createApp(ctx: AppContext): OpenAPIHono {
+export function createApp(options: AppContext): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
+  const ctx = protect(app, options);
   coreRoutes(app, ctx);
   programRoutes(app, ctx);
   compatRoutes(app, ctx);

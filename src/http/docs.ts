@@ -57,7 +57,8 @@ export function docsRoutes(app: OpenAPIHono, options: { docs: boolean }): void {
   app.get("/docs/init.js", (c) => c.body(INIT, 200, { "content-type": "text/javascript" }));
   app.get("/docs/:file", (c) => {
     const file = c.req.param("file");
-    const type = ASSETS[file];
+    // own keys only: `/docs/constructor` must not find Object.prototype.constructor
+    const type = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
     if (!type) return c.json({ error: `no docs file '${file}'` }, 404);
     let bytes = cache.get(file);
     if (!bytes) {

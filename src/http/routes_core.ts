@@ -5,6 +5,7 @@
  */
 
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import { SecurityStatus } from "./access.ts";
 import { errorContent } from "./errors.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
 import { type AppContext, listEvents } from "./service.ts";
@@ -36,6 +37,7 @@ const Health = z.object({
     size: z.number().int(),
     evicted: z.number().int(),
   }),
+  security: SecurityStatus,
 }).openapi("Health");
 
 const ProgramName = z.object({
@@ -62,6 +64,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
         uptime_seconds: (Date.now() - ctx.startedAt) / 1000,
         programs: list,
         store: { capacity: store.capacity, size: store.size, evicted: store.evicted() },
+        security: ctx.access!.status(),
       }, 200);
     },
   );
@@ -155,10 +158,10 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
         400: errorContent("invalid parameter"),
       },
     }),
-    (c) => {
+    async (c) => {
       const q = c.req.valid("query");
       const types = q.type ? q.type.split(",") : names;
-      return c.json(listEvents(ctx, types, q), 200);
+      return c.json(await listEvents(ctx, types, q), 200);
     },
   );
 }
