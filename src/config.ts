@@ -6,6 +6,12 @@
  */
 
 import { parseArgs } from "node:util";
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_STREAMS,
+  FD_RESERVE,
+  MIN_CONNECTIONS,
+} from "./http/limits.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export interface Config {
@@ -20,6 +26,12 @@ export interface Config {
   docs: boolean;
   /** How many commands get their own label in /metrics. */
   metricsTopCommands: number;
+  /** `--web.config.file`: TLS and credentials (Prometheus exporter-toolkit format), or null. */
+  webConfigFile: string | null;
+  /** Client connections held at once (at most the open-file limit minus a reserve). */
+  maxConnections: number;
+  /** Clients of /api/events/stream at once. */
+  maxStreams: number;
 }
 
 export const DEFAULTS = {
@@ -29,6 +41,8 @@ export const DEFAULTS = {
   drainIntervalMs: 1000,
   metricsTopCommands: 20,
   logLevel: "info" as LogLevel,
+  maxConnections: DEFAULT_MAX_CONNECTIONS,
+  maxStreams: DEFAULT_MAX_STREAMS,
 };
 
 export const HELP = `ebpf-server: what this host's processes do on the network, over REST.
@@ -57,6 +71,17 @@ Flags:
   --log-level LEVEL       debug, info, warn or error (default: LOG_LEVEL, else ${DEFAULTS.logLevel});
                           debug logs every decoded event
   --no-docs               do not serve /docs (Swagger UI); /openapi.json stays
+  --web.config.file FILE  TLS and credentials, in the Prometheus exporter-toolkit format
+                          (tls_server_config, basic_auth_users with bcrypt hashes), plus
+                          bearer_tokens (SHA-256 of each token) and scopes (read, or control
+                          to start and stop programs); re-read when it or a file it names
+                          changes, or on SIGHUP; a bad file is refused at start naming its
+                          line. Without it: plain HTTP, no credentials, and start/stop
+                          answer loopback clients only. See README "Security"
+  --web.max-connections N client connections at once, more are closed as they arrive
+                          (default ${DEFAULTS.maxConnections}; at most the open-file limit minus ${FD_RESERVE})
+  --web.max-streams N     clients of /api/events/stream at once, more get 429
+                          (default ${DEFAULTS.maxStreams})
   -h, --help              show this text
   -V, --version           show the version
 
@@ -127,6 +152,9 @@ export function parseConfig(
         "metrics-top-commands": { type: "string" },
         "log-level": { type: "string" },
         "no-docs": { type: "boolean" },
+        "web.config.file": { type: "string" },
+        "web.max-connections": { type: "string" },
+        "web.max-streams": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -194,6 +222,20 @@ export function parseConfig(
   }
   if (values["no-docs"]) docs = false;
 
+  const webConfigFile = values["web.config.file"] ?? null;
+  if (webConfigFile === "") throw new ConfigError("--web.config.file needs a file name");
+  const maxConnections = values["web.max-connections"] === undefined
+    ? DEFAULTS.maxConnections
+    : parseInteger(
+      "--web.max-connections",
+      values["web.max-connections"],
+      MIN_CONNECTIONS,
+      1_000_000,
+    );
+  const maxStreams = values["web.max-streams"] === undefined
+    ? DEFAULTS.maxStreams
+    : parseInteger("--web.max-streams", values["web.max-streams"], 0, 10_000);
+
   return {
     kind: "run",
     config: {
@@ -206,6 +248,9 @@ export function parseConfig(
       logLevel,
       docs,
       metricsTopCommands,
+      webConfigFile,
+      maxConnections,
+      maxStreams,
     },
   };
 }

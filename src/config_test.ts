@@ -39,7 +39,27 @@ Deno.test("parseConfig without flags gives the defaults", () => {
     logLevel: "info",
     docs: true,
     metricsTopCommands: DEFAULTS.metricsTopCommands,
+    webConfigFile: null,
+    maxConnections: DEFAULTS.maxConnections,
+    maxStreams: DEFAULTS.maxStreams,
   });
+});
+
+Deno.test("parseConfig --web.* flags", () => {
+  const config = run([
+    "--web.config.file",
+    "/etc/ebpf-server/web.yml",
+    "--web.max-connections=100",
+    "--web.max-streams",
+    "4",
+  ]);
+  assert.equal(config.webConfigFile, "/etc/ebpf-server/web.yml");
+  assert.equal(config.maxConnections, 100);
+  assert.equal(config.maxStreams, 4);
+  assertRejects(["--web.config.file="], {}, "--web.config.file needs a file name");
+  assertRejects(["--web.max-connections", "5"], {}, "--web.max-connections 5 must be from 16");
+  assertRejects(["--web.max-connections", "many"], {}, "--web.max-connections 'many'");
+  assertRejects(["--web.max-streams=-1"], {}, "--web.max-streams '-1'");
 });
 
 Deno.test("parseConfig --addr forms", () => {

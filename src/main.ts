@@ -6,11 +6,22 @@
 
 import { ConfigError, HELP, parseConfig } from "./config.ts";
 import { hugePageBuffer } from "./ffi/shim.ts";
+import { Access } from "./http/access.ts";
 import { createApp } from "./http/app.ts";
+import {
+  connectionCap,
+  FD_RESERVE,
+  MIN_CONNECTIONS,
+  openFileLimit,
+  SHUTDOWN_DEADLINE_MS,
+} from "./http/limits.ts";
+import { loadWebConfig, WebConfigError } from "./http/web_config.ts";
 import { log, type LogLevel, setLogLevel } from "./log.ts";
 import { ProgramManager } from "./programs/manager.ts";
 import { programs } from "./programs/mod.ts";
 import { preflightProblem } from "./preflight.ts";
+import { listen, type Server } from "./server/listen.ts";
+import { startShutdownWatchdog } from "./server/watchdog.ts";
 import { Store } from "./store/mod.ts";
 
 export const VERSION = "0.1.0";
@@ -49,6 +60,27 @@ export async function main(
   const config = parsed.config;
   setLogLevel(config.logLevel);
 
+  // a bad web config is refused before anything else, naming its line
+  let webConfig = null;
+  if (config.webConfigFile) {
+    try {
+      webConfig = loadWebConfig(config.webConfigFile);
+    } catch (err) {
+      if (err instanceof WebConfigError) return fail(err.message, 2);
+      throw err;
+    }
+  }
+  const fdLimit = openFileLimit();
+  const { cap: maxConnections, limitedBy } = connectionCap(config.maxConnections, fdLimit);
+  if (maxConnections < MIN_CONNECTIONS) {
+    return fail(
+      `the open-file limit (${fdLimit}) leaves ${maxConnections} client connections; raise it (ulimit -n) to at least ${
+        MIN_CONNECTIONS + FD_RESERVE
+      }`,
+      1,
+    );
+  }
+
   const problem = preflightProblem();
   if (problem) return fail(problem, 1);
 
@@ -59,6 +91,8 @@ export async function main(
     drainIntervalMs: config.drainIntervalMs,
     selfPid: Deno.pid,
   });
+  const access = new Access(webConfig, { hostname: config.hostname, port: config.port });
+  let server: Server | null = null;
   const app = createApp({
     programs,
     manager,
@@ -66,27 +100,37 @@ export async function main(
     docs: config.docs,
     startedAt,
     metricsTopCommands: config.metricsTopCommands,
+    access,
+    maxStreams: config.maxStreams,
+    httpCounters: () => server!.counters,
   });
 
-  let server: Deno.HttpServer;
   try {
-    server = Deno.serve({
+    server = listen((request, env) => app.fetch(request, env), {
       hostname: config.hostname,
       port: config.port,
-      onListen: ({ hostname, port }) => {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        log.info("listening", { url: `http://${host}:${port}` });
-      },
-    }, app.fetch);
+      access,
+      maxConnections,
+    });
   } catch (err) {
+    access.close();
     const where = `${config.hostname}:${config.port}`;
     if (err instanceof Deno.errors.AddrInUse) {
       return fail(`cannot listen on ${where}: the address is already in use`, 1);
     }
     return fail(`cannot listen on ${where}: ${(err as Error).message}`, 1);
   }
+  const host = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
+  log.info("listening", {
+    url: `${server.tls ? "https" : "http"}://${host}:${server.port}`,
+    max_connections: maxConnections,
+    ...(limitedBy === "fd_limit" ? { capped_by_open_file_limit: fdLimit } : {}),
+  });
+  access.port = server.port;
+  for (const warning of access.warnings()) log.warn(warning);
+  access.watch();
 
-  manager.selfPort = (server.addr as Deno.NetAddr).port;
+  manager.selfPort = server.port;
   const wanted = config.programs ?? [...programs.keys()];
   const errors: string[] = [];
   for (const name of wanted) {
@@ -98,23 +142,27 @@ export async function main(
   }
   if (wanted.length > 0 && errors.length === wanted.length) {
     await manager.close();
-    await server.shutdown();
+    await server.close();
+    access.close();
     return fail(`no BPF program could be loaded (${errors.join("; ")})`, 1);
   }
   manager.startDraining();
 
+  // SIGTERM ends the process within SHUTDOWN_DEADLINE_MS even while a query runs
+  await startShutdownWatchdog(SHUTDOWN_DEADLINE_MS);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info("stopping", { signal });
     await manager.close();
-    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 500))]);
+    await Promise.race([server!.close(), new Promise((r) => setTimeout(r, 500))]);
+    access.close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
-  await server.finished;
+  await new Promise(() => {}); // the server runs until a signal ends the process
   return 0;
 }
 
