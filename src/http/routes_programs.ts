@@ -51,8 +51,8 @@ export function eventListRoute(
         400: errorContent("invalid parameter"),
       },
     }),
-    (c) => {
-      const { events, ...rest } = listEvents(ctx, [program.name], c.req.valid("query"));
+    async (c) => {
+      const { events, ...rest } = await listEvents(ctx, [program.name], c.req.valid("query"));
       return c.json({ ...rest, [listKey]: events }, 200);
     },
   );

@@ -5,9 +5,12 @@
  */
 
 import type { ProgramManager } from "../programs/manager.ts";
+import type { HttpCounters } from "../server/listen.ts";
+import type { Access } from "./access.ts";
 import type { Program } from "../programs/program.ts";
-import { type EventFilter, isoMicros, newestRows } from "../programs/query.ts";
+import { type EventFilter, isoMicros, newestSeqs, slotOfSeq } from "../programs/query.ts";
 import type { Store } from "../store/mod.ts";
+import { type Gate, TimeSlice } from "./heavy.ts";
 import { DEFAULT_DURATION, DEFAULT_LIMIT } from "./params.ts";
 
 /** What every route module gets. */
@@ -23,33 +26,51 @@ export interface AppContext {
   metricsTopCommands?: number;
   /** Current time in Unix ms (tests may fix it). */
   now?: () => number;
+  /** Who may reach what (web config, credentials); default: no web config, loopback control. */
+  access?: Access;
+  /** Clients of /api/events/stream at once (default 32, `--web.max-streams`). */
+  maxStreams?: number;
+  /** The HTTP server's counters (connections, refusals), for /metrics. */
+  httpCounters?: () => Readonly<HttpCounters>;
+  /** The gate heavy queries pass one at a time (made by createApp). */
+  heavy?: Gate;
 }
 
-/** The newest events of the given programs that match, merged newest first. */
-export function listEvents(
+/**
+ * The newest events of the given programs that match, merged newest first. Long scans and the
+ * JSON of many events are cut into slices that give the event loop back (see heavy.ts).
+ */
+export async function listEvents(
   ctx: AppContext,
   names: readonly string[],
   filter: EventFilter & { limit?: number },
 ) {
   ctx.manager.refresh();
   const limit = filter.limit ?? DEFAULT_LIMIT;
-  const picked: { ts: number; program: Program; slot: number }[] = [];
+  const slice = new TimeSlice();
+  const picked: { ts: number; program: Program; seq: number }[] = [];
   let truncated = false;
   for (const name of names) {
     const program = ctx.programs.get(name)!;
     const table = ctx.store.get(name);
     if (!table) continue;
-    const slots = newestRows(table, ctx.store, filter, limit + 1);
-    if (slots.length > limit) truncated = true;
-    for (const slot of slots.slice(0, limit)) {
-      picked.push({ ts: table.cols.ts[slot], program, slot });
+    const seqs = await newestSeqs(table, ctx.store, filter, limit + 1, slice);
+    if (seqs.length > limit) truncated = true;
+    for (const seq of seqs.slice(0, limit)) {
+      const slot = slotOfSeq(table, seq);
+      if (slot >= 0) picked.push({ ts: table.cols.ts[slot], program, seq });
     }
   }
   picked.sort((a, b) => b.ts - a.ts);
   if (picked.length > limit) truncated = true;
-  const events = picked.slice(0, limit).map(({ program, slot }) =>
-    program.toJson(ctx.store.get(program.name)!, slot, ctx.store)
-  );
+  const events: Record<string, unknown>[] = [];
+  for (const { program, seq } of picked.slice(0, limit)) {
+    const table = ctx.store.get(program.name)!;
+    const slot = slotOfSeq(table, seq);
+    if (slot < 0) continue; // evicted while the list was being made: gone, and counted
+    events.push(program.toJson(table, slot, ctx.store));
+    if (slice.due()) await slice.next();
+  }
   return { count: events.length, limit, truncated, events };
 }
 

@@ -1,15 +1,18 @@
 /**
  * `GET /api/events/stream`: new events as server-sent events, with the filters of /api/events.
- * Each client has a bounded queue: when it reads too slowly, events are skipped and counted,
- * and a `missed` event tells it how many. Events evicted from the store before a client got
- * them count as missed whatever its filter (they are gone; the filter cannot be applied), so
- * the count says how many it may have missed. Disconnecting frees everything.
+ * At most `maxClients` clients at once (`--web.max-streams`). Each client has a bounded queue:
+ * when it is full, every event until the next feed is skipped at once and counted (O(1) per
+ * feed, whatever the number of events), and a `missed` event tells it how many. Events skipped
+ * that way, and events evicted from the store before a client got them, count as missed
+ * whatever its filter (the filter is not applied to them), so the count says how many it may
+ * have missed. Disconnecting frees everything.
  *
  * @module
  */
 
 import type { Program } from "../programs/program.ts";
 import type { EventTable } from "../store/mod.ts";
+import { DEFAULT_MAX_STREAMS } from "./limits.ts";
 import type { AppContext } from "./service.ts";
 
 /** Bytes queued per client before events are skipped. */
@@ -39,8 +42,11 @@ export class StreamHub {
   #unsubscribe: (() => void) | null = null;
   #missedTotal = 0;
 
-  constructor(ctx: AppContext) {
+  readonly #maxClients: number;
+
+  constructor(ctx: AppContext, options: { maxClients?: number } = {}) {
     this.#ctx = ctx;
+    this.#maxClients = options.maxClients ?? DEFAULT_MAX_STREAMS;
   }
 
   /** Clients connected now. */
@@ -53,8 +59,23 @@ export class StreamHub {
     return this.#missedTotal;
   }
 
-  /** A new client's response body: events appended from now on. */
-  open(filter: StreamFilter, signal?: AbortSignal): ReadableStream<Uint8Array> {
+  /** Clients refused because {@linkcode StreamHub.maxClients} were connected, since start. */
+  refused = 0;
+
+  /** Clients at once; {@linkcode StreamHub.open} refuses more. */
+  get maxClients(): number {
+    return this.#maxClients;
+  }
+
+  /**
+   * A new client's response body: events appended from now on; null (and counted) when
+   * {@linkcode StreamHub.maxClients} are connected already.
+   */
+  open(filter: StreamFilter, signal?: AbortSignal): ReadableStream<Uint8Array> | null {
+    if (this.#clients.size >= this.#maxClients) {
+      this.refused++;
+      return null;
+    }
     // events still in the kernel's rings happened before this client came: take them in first
     this.#ctx.manager.drain();
     let client: Client;
@@ -116,13 +137,16 @@ export class StreamHub {
         seq = first;
       }
       for (; seq < table.appended; seq++) {
+        if ((controller.desiredSize ?? 0) <= 0) {
+          // its queue is full: everything up to now is skipped at once, whatever the filter
+          // (O(1), not a filter test per event and client)
+          this.#skip(client, table.appended - seq);
+          seq = table.appended;
+          break;
+        }
         const slot = table.slot(seq - first);
         if (filter.pid !== undefined && table.cols.pid[slot] !== filter.pid) continue;
         if (filter.command !== undefined && table.cols.comm[slot] !== comm) continue;
-        if ((controller.desiredSize ?? 0) <= 0) {
-          this.#skip(client, 1);
-          continue;
-        }
         this.#send(client, program, table, slot);
       }
       client.cursors.set(name, seq);
