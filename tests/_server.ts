@@ -151,6 +151,15 @@ export function spawnCollecting(
   };
 }
 
+/**
+ * The init of a control request (POST start/stop): every POST needs
+ * `Content-Type: application/json`, so that no web page can send one (issue 13).
+ */
+export const CONTROL: RequestInit = {
+  method: "POST",
+  headers: { "content-type": "application/json" },
+};
+
 /** A running server started by {@linkcode startServer}. */
 export interface ServerHandle extends AsyncDisposable {
   /** `http://127.0.0.1:<port>` */
@@ -179,6 +188,12 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** How long to wait for /health to show every program running (default 20 s). */
   timeoutMs?: number;
+  /** Runs the server under `ulimit -n` of this many open files. */
+  openFiles?: number;
+  /** TLS: the server's URLs are https, checked against this CA (PEM). */
+  caCert?: string;
+  /** Headers every request of the handle sends (credentials). */
+  headers?: Record<string, string>;
 }
 
 interface Health {
@@ -216,13 +231,33 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 }
 
 function spawnServer(port: number, options: StartOptions): ServerHandle {
-  const proc = spawnCollecting(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN_TS, "--addr", `127.0.0.1:${port}`, ...(options.args ?? [])],
-    cwd: ROOT_DIR,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
-  });
+  const args = [
+    "run",
+    "--allow-all",
+    MAIN_TS,
+    "--addr",
+    `127.0.0.1:${port}`,
+    ...(options.args ?? []),
+  ];
+  // `exec` keeps the pid: it is the server's
+  const proc = options.openFiles === undefined
+    ? spawnCollecting(Deno.execPath(), {
+      args,
+      cwd: ROOT_DIR,
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
+    })
+    : spawnCollecting("sh", {
+      args: ["-c", `ulimit -n ${options.openFiles} && exec "$0" "$@"`, Deno.execPath(), ...args],
+      cwd: ROOT_DIR,
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
+    });
   const child = proc.child;
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.caCert ? "https" : "http"}://127.0.0.1:${port}`;
+  let client = options.caCert ? Deno.createHttpClient({ caCerts: [options.caCert] }) : undefined;
+  const closeClient = () => {
+    client?.close();
+    client = undefined;
+  };
   // A server that ignores SIGTERM is killed after 15 s; the caller's assertion on the exit code
   // (0) then fails.
   const stop = async () => (await proc.stop()).code;
@@ -236,16 +271,25 @@ function spawnServer(port: number, options: StartOptions): ServerHandle {
     exited: () => proc.exit() !== undefined,
     async json<T>(path: string, init: RequestInit & { status?: number } = {}): Promise<T> {
       const { status: expected = 200, ...rest } = init;
-      const res = await fetch(url + path, rest);
+      const headers = new Headers(rest.headers);
+      for (const [k, v] of Object.entries(options.headers ?? {})) {
+        if (!headers.has(k)) headers.set(k, v);
+      }
+      const res = await fetch(url + path, { ...rest, headers, ...(client ? { client } : {}) });
       const text = await res.text();
       if (res.status !== expected) {
         throw new Error(`${rest.method ?? "GET"} ${path}: status ${res.status}, body ${text}`);
       }
       return JSON.parse(text) as T;
     },
-    stop,
+    stop: async () => {
+      const code = await stop();
+      closeClient();
+      return code;
+    },
     [Symbol.asyncDispose]: async () => {
       await stop();
+      closeClient();
     },
   };
 }

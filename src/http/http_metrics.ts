@@ -30,6 +30,19 @@ export function httpFamilies(ctx: AppContext, hub: StreamHub): MetricFamily[] {
         samples: [{ value: http.rejected }],
       },
       {
+        name: "ebpf_server_http_connections_timed_out_total",
+        type: "counter",
+        help:
+          "connections closed because the client was too slow (idle, headers, body, not reading)",
+        samples: [{ value: http.timedOut }],
+      },
+      {
+        name: "ebpf_server_http_accept_errors_total",
+        type: "counter",
+        help: "failed accepts (e.g. out of file descriptors); the server waits 100 ms and goes on",
+        samples: [{ value: http.acceptErrors }],
+      },
+      {
         name: "ebpf_server_http_bodies_too_large_total",
         type: "counter",
         help: "requests answered 413: the body was larger than the limit",
