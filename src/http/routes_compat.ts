@@ -78,7 +78,7 @@ export function compatRoutes(app: OpenAPIHono, ctx: AppContext): void {
           415: errorContent("the body is not JSON"),
         },
       }),
-      (c) => c.json(summarize(ctx, name, c.req.valid("json")), 200),
+      async (c) => c.json(await summarize(ctx, name, c.req.valid("json")), 200),
     );
 
     eventListRoute(app, ctx, program, {

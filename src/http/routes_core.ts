@@ -8,7 +8,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { SecurityStatus } from "./access.ts";
 import { errorContent } from "./errors.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
-import { type AppContext, listEvents } from "./service.ts";
+import { type AppContext, jsonChunks, listEventsJson } from "./service.ts";
 
 const ProgramStatus = z.object({
   name: z.string(),
@@ -161,7 +161,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     async (c) => {
       const q = c.req.valid("query");
       const types = q.type ? q.type.split(",") : names;
-      return c.json(await listEvents(ctx, types, q), 200);
+      return jsonChunks(await listEventsJson(ctx, types, q));
     },
   );
 }

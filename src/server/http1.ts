@@ -375,15 +375,29 @@ export async function serveConnection(
         if (chunked) await send(encoder.encode("0\r\n\r\n"));
         return;
       } else {
-        const bytes = response.body
-          ? new Uint8Array(await response.arrayBuffer())
-          : new Uint8Array();
+        // the body's chunks as they are (a big answer is not joined into one more copy)
+        const chunks: Uint8Array[] = [];
+        let length = 0;
+        if (response.body) {
+          const reader = response.body.getReader();
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            chunks.push(value);
+            length += value.length;
+          }
+        }
         const headBuf = headBytes(
           response.status,
           response.headers,
-          `content-length: ${bytes.length}\r\n${keep}`,
+          `content-length: ${length}\r\n${keep}`,
         );
-        await send(isHead || bytes.length === 0 ? headBuf : concat(headBuf, bytes));
+        if (isHead || length === 0) await send(headBuf);
+        else if (chunks.length === 1 && length < 65536) await send(concat(headBuf, chunks[0]));
+        else {
+          await send(headBuf);
+          for (const chunk of chunks) await send(chunk);
+        }
       }
       state.requests++;
       if (close) return;

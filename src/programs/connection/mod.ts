@@ -12,7 +12,7 @@ import { defineProgram } from "../program.ts";
 import { isoMicros } from "../query.ts";
 import { ConnectionEvent, ConnectionSummary } from "./schema.ts";
 import { type Columns, columns, columnWriter } from "./columns.ts";
-import { destinationOf, summarize } from "./summary.ts";
+import { destinationOf, summarize, summarizeSliced } from "./summary.ts";
 import { unpackKey } from "./tally.ts";
 
 export { columns } from "./columns.ts";
@@ -76,5 +76,6 @@ export const connection = defineProgram<Columns>({
   batchDecoder: columnWriter,
   toJson,
   summarize,
+  summarizeSliced,
   metrics,
 });
