@@ -194,6 +194,8 @@ export interface StartOptions {
   caCert?: string;
   /** Headers every request of the handle sends (credentials). */
   headers?: Record<string, string>;
+  /** A client certificate (PEM) the handle's requests present. */
+  clientCert?: { cert: string; key: string };
 }
 
 interface Health {
@@ -253,7 +255,9 @@ function spawnServer(port: number, options: StartOptions): ServerHandle {
     });
   const child = proc.child;
   const url = `${options.caCert ? "https" : "http"}://127.0.0.1:${port}`;
-  let client = options.caCert ? Deno.createHttpClient({ caCerts: [options.caCert] }) : undefined;
+  let client = options.caCert
+    ? Deno.createHttpClient({ caCerts: [options.caCert], ...options.clientCert })
+    : undefined;
   const closeClient = () => {
     client?.close();
     client = undefined;

@@ -23,6 +23,8 @@ export interface TestPki {
   client: Pem;
   /** Self-signed, CN=stranger. */
   stranger: Pem;
+  /** A new server certificate and key for `localhost`, signed by `ca` (server2.crt, .key). */
+  reissueServer(): Promise<Pem>;
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
@@ -43,10 +45,44 @@ async function pem(dir: string, name: string): Promise<Pem> {
   };
 }
 
+const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/** A certificate for `cn` signed by the CA in `dir`, with the extensions of `ext`. */
+async function issue(dir: string, name: string, cn: string, ext: string): Promise<Pem> {
+  await openssl([
+    "req",
+    ...EC,
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    `/CN=${cn}`,
+  ], dir);
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    `${name}.crt`,
+    "-days",
+    "2",
+    "-extfile",
+    ext,
+  ], dir);
+  return pem(dir, name);
+}
+
 /** Makes a fresh CA and certificates in a new temporary directory (remove it when done). */
 export async function makePki(): Promise<TestPki> {
   const dir = await Deno.makeTempDir({ prefix: "ebpf-server-pki-" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const ec = EC;
   await openssl([
     "req",
     "-x509",
@@ -110,6 +146,7 @@ export async function makePki(): Promise<TestPki> {
   return {
     dir,
     ca: await pem(dir, "ca"),
+    reissueServer: () => issue(dir, "server2", "localhost", "server.ext"),
     server: await pem(dir, "server"),
     client: await pem(dir, "client"),
     stranger: await pem(dir, "stranger"),
