@@ -384,7 +384,7 @@ Deno.test({
 
 /**
  * Bound on what a client that never reads may add to the server's resident memory. Its share by
- * design: the 1 MiB queue (STREAM_QUEUE_BYTES, some 2,000 small Uint8Arrays with their
+ * design: the 256 KiB queue (STREAM_QUEUE_BYTES, in one chunk a feed, with its
  * wrappers) and the HTTP layer's write buffer; measured here, 1-7 MiB in all. The rest of the
  * bound is room for V8 (its young generation alone may take 3 x 16 MiB semi-spaces) and the
  * allocator. Unbounded, the same client costs hundreds of MiB (checked: without the skip in

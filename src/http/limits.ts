@@ -33,7 +33,7 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /** Clients of /api/events/stream at once by default (`--web.max-streams`). */
-export const DEFAULT_MAX_STREAMS = 32;
+export const DEFAULT_MAX_STREAMS = 16;
 
 /** Heavy queries (event lists, summaries, open connections) run one at a time. */
 export const HEAVY_CONCURRENCY = 1;

@@ -50,7 +50,7 @@ export interface AppContext {
   now?: () => number;
   /** Who may reach what (web config, credentials); default: no web config, loopback control. */
   access?: Access;
-  /** Clients of /api/events/stream at once (default 32, `--web.max-streams`). */
+  /** Clients of /api/events/stream at once (default 16, `--web.max-streams`). */
   maxStreams?: number;
   /** The HTTP server's counters (connections, refusals), for /metrics. */
   httpCounters?: () => Readonly<HttpCounters>;

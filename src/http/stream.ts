@@ -10,13 +10,11 @@
  * @module
  */
 
-import type { Program } from "../programs/program.ts";
-import type { EventTable } from "../store/mod.ts";
 import { DEFAULT_MAX_STREAMS } from "./limits.ts";
 import type { AppContext } from "./service.ts";
 
 /** Bytes queued per client before events are skipped. */
-export const STREAM_QUEUE_BYTES = 1 << 20;
+export const STREAM_QUEUE_BYTES = 256 * 1024;
 const KEEPALIVE_MS = 15_000;
 const encoder = new TextEncoder();
 
@@ -113,23 +111,39 @@ export class StreamHub {
 
   #feed(): void {
     const now = Date.now();
+    // each event is made into its message once per feed, whatever the number of clients
+    const messages = new Map<string, Map<number, Uint8Array>>();
     for (const client of this.#clients) {
       try {
-        this.#feedClient(client, now);
+        this.#feedClient(client, now, messages);
       } catch {
         this.#close(client);
       }
     }
   }
 
-  #feedClient(client: Client, now: number): void {
+  /**
+   * Appends a client's new events to its queue as one chunk (one write to its connection per
+   * feed, not one per event), up to the room its queue has; beyond it everything up to the
+   * newest event is skipped at once.
+   */
+  #feedClient(
+    client: Client,
+    now: number,
+    messages: Map<string, Map<number, Uint8Array>>,
+  ): void {
     const { store, programs } = this.#ctx;
     const { controller, filter } = client;
     const comm = filter.command === undefined ? -1 : store.strings.find(filter.command);
+    const room = controller.desiredSize ?? 0;
+    const out: Uint8Array[] = [];
+    let size = 0;
     for (const [name, cursor] of client.cursors) {
       const table = store.get(name);
       if (!table || table.appended === cursor) continue;
       const program = programs.get(name)!;
+      let made = messages.get(name);
+      if (!made) messages.set(name, made = new Map());
       const first = table.appended - table.length; // oldest row still held
       let seq = cursor;
       if (seq < first) {
@@ -137,7 +151,7 @@ export class StreamHub {
         seq = first;
       }
       for (; seq < table.appended; seq++) {
-        if ((controller.desiredSize ?? 0) <= 0) {
+        if (size >= room) {
           // its queue is full: everything up to now is skipped at once, whatever the filter
           // (O(1), not a filter test per event and client)
           this.#skip(client, table.appended - seq);
@@ -147,9 +161,19 @@ export class StreamHub {
         const slot = table.slot(seq - first);
         if (filter.pid !== undefined && table.cols.pid[slot] !== filter.pid) continue;
         if (filter.command !== undefined && table.cols.comm[slot] !== comm) continue;
-        this.#send(client, program, table, slot);
+        let message = made.get(seq);
+        if (!message) {
+          const json = JSON.stringify(program.toJson(table, slot, store));
+          made.set(seq, message = encoder.encode(`event: ${program.name}\ndata: ${json}\n\n`));
+        }
+        out.push(message);
+        size += message.length;
       }
       client.cursors.set(name, seq);
+    }
+    if (out.length > 0) {
+      controller.enqueue(out.length === 1 ? out[0] : concat(out, size));
+      client.lastWrite = now;
     }
     if (client.missed > client.missedSent && (controller.desiredSize ?? 0) > 0) {
       controller.enqueue(encoder.encode(`event: missed\ndata: {"missed":${client.missed}}\n\n`));
@@ -162,14 +186,18 @@ export class StreamHub {
     }
   }
 
-  #send(client: Client, program: Program, table: EventTable, slot: number): void {
-    const json = JSON.stringify(program.toJson(table, slot, this.#ctx.store));
-    client.controller.enqueue(encoder.encode(`event: ${program.name}\ndata: ${json}\n\n`));
-    client.lastWrite = Date.now();
-  }
-
   #skip(client: Client, n: number): void {
     client.missed += n;
     this.#missedTotal += n;
   }
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }

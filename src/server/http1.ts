@@ -195,6 +195,17 @@ function headBytes(status: number, headers: Headers, extra: string): Uint8Array 
   return encoder.encode(text);
 }
 
+/** One chunk of chunked transfer coding: size line, data, CRLF, in one buffer. */
+function chunk(data: Uint8Array): Uint8Array {
+  const size = encoder.encode(`${data.length.toString(16)}\r\n`);
+  const out = new Uint8Array(size.length + data.length + 2);
+  out.set(size);
+  out.set(data, size.length);
+  out[out.length - 2] = 13;
+  out[out.length - 1] = 10;
+  return out;
+}
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
@@ -358,14 +369,7 @@ export async function serveConnection(
             if (gone) return;
             if (done) break;
             if (value.length === 0) continue;
-            await send(
-              chunked
-                ? concat(
-                  encoder.encode(`${value.length.toString(16)}\r\n`),
-                  concat(value, encoder.encode("\r\n")),
-                )
-                : value,
-            );
+            await send(chunked ? chunk(value) : value);
           }
         } finally {
           aborted.abort();
