@@ -65,6 +65,20 @@ Deno.test("hostile: /health p99 under 100 ms while 4 clients run the heaviest qu
 
     // warm: the first summary computes its per-block aggregates, JIT settles
     for (const p of HEAVY) await (await fetch(url + p)).arrayBuffer();
+    const probe = async (n: number) => {
+      const latencies: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        const res = await fetch(`${url}/health`);
+        await res.arrayBuffer();
+        latencies.push(performance.now() - t0);
+        assert.equal(res.status, 200);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return latencies.sort((a, b) => a - b);
+    };
+    // the machine's own noise, for the record: /health with no other client
+    const idle = await probe(100);
     for (let i = 0; i < 4; i++) {
       const shift = [...HEAVY.slice(i), ...HEAVY.slice(0, i)];
       clients.push(
@@ -88,24 +102,19 @@ Deno.test("hostile: /health p99 under 100 ms while 4 clients run the heaviest qu
     });
     await new Promise((r) => setTimeout(r, 1500)); // all four at work
 
-    const latencies: number[] = [];
-    for (let i = 0; i < 300; i++) {
-      const t0 = performance.now();
-      const res = await fetch(`${url}/health`);
-      await res.arrayBuffer();
-      latencies.push(performance.now() - t0);
-      assert.equal(res.status, 200);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const latencies = await probe(300);
     const heavyDone = progress.reduce((n, p) => n + p.count, 0);
-    latencies.sort((a, b) => a - b);
     const p50 = quantile(latencies, 0.5), p99 = quantile(latencies, 0.99);
-    console.log(
-      `/health under 4 heavy clients: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, ` +
-        `max ${latencies.at(-1)!.toFixed(1)} ms; ${heavyDone}+ heavy queries answered meanwhile`,
-    );
+    const report =
+      `/health under 4 heavy clients: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${
+        latencies.at(-1)!.toFixed(1)
+      } ms; ${heavyDone}+ heavy queries answered meanwhile; ` +
+      `with no client first: p99 ${quantile(idle, 0.99).toFixed(1)} ms, max ${
+        idle.at(-1)!.toFixed(1)
+      } ms`;
+    console.log(report);
     assert.ok(heavyDone >= 20, `the heavy clients made progress (${heavyDone})`);
-    assert.ok(p99 < 100, `p99 ${p99.toFixed(1)} ms`);
+    assert.ok(p99 < 100, report);
     for (const c of clients) {
       assert.equal(
         await Promise.race([c.status.then((s) => s.code), Promise.resolve(-1)]),
