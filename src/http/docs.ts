@@ -31,7 +31,10 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-const INIT = `window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui" });\n`;
+// no validator badge: it would send the document's URL to validator.swagger.io (and the CSP of
+// /docs lets the page load nothing from elsewhere)
+const INIT =
+  `window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", validatorUrl: null });\n`;
 
 /** The OpenAPI document of `app`. */
 export function openApiDocument(app: OpenAPIHono) {
