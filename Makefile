@@ -81,8 +81,10 @@ test-kernels: prepare
 	@SETUP_TEST_PACKAGES=1 scripts/setup.sh
 	tests/kernels/run.sh $(ARGS)
 
+# Workers are not found by deno compile's module graph: they are included by name.
 COMPILE = $(if $(DENORT_BIN),DENORT_BIN=$(DENORT_BIN)) $(DENO) compile --allow-all \
-	--include $(BUILD)/bpf --include $(SHIM) --output ebpf-server
+	--include $(BUILD)/bpf --include $(SHIM) \
+	--include src/http/bcrypt_worker.ts --include src/server/watchdog_worker.ts --output ebpf-server
 
 DENORT_HINT = { echo "make: deno compile needs its denort runtime and could not get it; download it where you can and run make $@ DENORT_BIN=/path/to/denort (see README)" >&2; exit 1; }
 

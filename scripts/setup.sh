@@ -6,13 +6,13 @@ set -euo pipefail
 
 DENO_VERSION=${DENO_VERSION:-2.9.6}
 PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc libc6-dev dpkg-dev iproute2 nftables python3)
-# Only the tests need these: a real Prometheus scrapes a test server, promtool checks /metrics,
-# systemd-analyze checks the unit file, strace checks its system call filter against what the
-# server calls, the README examples (this project's and the original project's) run with curl
-# and jq, make test-kernels boots kernels in qemu from a busybox initramfs, and dnsmasq serves
-# and dig asks the dns tests' queries.
-TEST_PACKAGES=(prometheus systemd strace curl jq qemu-system-x86 busybox-static kmod cpio xz-utils
-  dnsmasq-base bind9-dnsutils)
+# Only the tests need these: a real Prometheus scrapes a test server (over TLS too: openssl makes
+# the test certificates), promtool checks /metrics, systemd-analyze checks the unit file, strace
+# checks its system call filter against what the server calls, the README examples (this
+# project's and the original project's) run with curl and jq, make test-kernels boots kernels in
+# qemu from a busybox initramfs, and dnsmasq serves and dig asks the dns tests' queries.
+TEST_PACKAGES=(prometheus systemd strace openssl curl jq qemu-system-x86 busybox-static kmod cpio
+  xz-utils dnsmasq-base bind9-dnsutils)
 
 log() { echo "setup: $*" >&2; }
 as_root() {

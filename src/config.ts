@@ -6,6 +6,12 @@
  */
 
 import { parseArgs } from "node:util";
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_STREAMS,
+  FD_RESERVE,
+  MIN_CONNECTIONS,
+} from "./http/limits.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 export interface Config {
@@ -26,6 +32,12 @@ export interface Config {
   dnsPorts: number[];
   /** How long a DNS query waits for its answer before it is a timeout, in ms. */
   dnsTimeoutMs: number;
+  /** `--web.config.file`: TLS and credentials (Prometheus exporter-toolkit format), or null. */
+  webConfigFile: string | null;
+  /** Client connections held at once (at most the open-file limit minus a reserve). */
+  maxConnections: number;
+  /** Clients of /api/events/stream at once. */
+  maxStreams: number;
 }
 
 export const DEFAULTS = {
@@ -37,6 +49,8 @@ export const DEFAULTS = {
   dnsPorts: [53],
   dnsTimeoutMs: 5000,
   logLevel: "info" as LogLevel,
+  maxConnections: DEFAULT_MAX_CONNECTIONS,
+  maxStreams: DEFAULT_MAX_STREAMS,
 };
 
 export const HELP = `ebpf-server: what this host's processes do on the network, over REST.
@@ -75,6 +89,17 @@ Flags:
                           and in by_location for addresses without a symbol); off by
                           default, since it tells anyone who can read the API where the
                           kernel is loaded (KASLR); location_symbol is always shown
+  --web.config.file FILE  TLS and credentials, in the Prometheus exporter-toolkit format
+                          (tls_server_config, basic_auth_users with bcrypt hashes), plus
+                          bearer_tokens (SHA-256 of each token) and scopes (read, or control
+                          to start and stop programs); re-read when it or a file it names
+                          changes, or on SIGHUP; a bad file is refused at start naming its
+                          line. Without it: plain HTTP, no credentials, and start/stop
+                          answer loopback clients only. See README "Security"
+  --web.max-connections N client connections at once, more are closed as they arrive
+                          (default ${DEFAULTS.maxConnections}; at most the open-file limit minus ${FD_RESERVE})
+  --web.max-streams N     clients of /api/events/stream at once, more get 429
+                          (default ${DEFAULTS.maxStreams})
   -h, --help              show this text
   -V, --version           show the version
 
@@ -114,6 +139,9 @@ const OPTIONS = {
   "log-level": { type: "string" },
   "no-docs": { type: "boolean" },
   "expose-kernel-addresses": { type: "boolean" },
+  "web.config.file": { type: "string" },
+  "web.max-connections": { type: "string" },
+  "web.max-streams": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const satisfies Record<string, { type: "string" | "boolean"; short?: string }>;
@@ -154,7 +182,7 @@ function goFlags(args: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
-    const m = /^(--?)([A-Za-z][A-Za-z0-9-]*)(?:=([^]*))?$/.exec(arg);
+    const m = /^(--?)([A-Za-z][A-Za-z0-9.-]*)(?:=([^]*))?$/.exec(arg);
     if (!m || (m[1] === "-" && m[2].length === 1)) {
       out.push(arg);
       continue;
@@ -321,6 +349,20 @@ export function parseConfig(
   }
   if (values["no-docs"]) docs = false;
 
+  const webConfigFile = values["web.config.file"] ?? null;
+  if (webConfigFile === "") throw new ConfigError("--web.config.file needs a file name");
+  const maxConnections = values["web.max-connections"] === undefined
+    ? DEFAULTS.maxConnections
+    : parseInteger(
+      "--web.max-connections",
+      values["web.max-connections"],
+      MIN_CONNECTIONS,
+      1_000_000,
+    );
+  const maxStreams = values["web.max-streams"] === undefined
+    ? DEFAULTS.maxStreams
+    : parseInteger("--web.max-streams", values["web.max-streams"], 0, 10_000);
+
   return {
     kind: "run",
     config: {
@@ -336,6 +378,9 @@ export function parseConfig(
       exposeKernelAddresses: values["expose-kernel-addresses"] === true,
       dnsPorts,
       dnsTimeoutMs,
+      webConfigFile,
+      maxConnections,
+      maxStreams,
     },
   };
 }

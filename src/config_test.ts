@@ -42,6 +42,9 @@ Deno.test("parseConfig without flags gives the defaults", () => {
     exposeKernelAddresses: false,
     dnsPorts: [53],
     dnsTimeoutMs: 5000,
+    webConfigFile: null,
+    maxConnections: DEFAULTS.maxConnections,
+    maxStreams: DEFAULTS.maxStreams,
   });
 });
 
@@ -49,6 +52,26 @@ Deno.test("parseConfig shows kernel addresses only with --expose-kernel-addresse
   assert.equal(run([]).exposeKernelAddresses, false);
   assert.equal(run(["--expose-kernel-addresses"]).exposeKernelAddresses, true);
   assert.throws(() => run(["--expose-kernel-addresses=yes"]), /expose-kernel-addresses/);
+});
+
+Deno.test("parseConfig --web.* flags", () => {
+  const config = run([
+    "--web.config.file",
+    "/etc/ebpf-server/web.yml",
+    "--web.max-connections=100",
+    "--web.max-streams",
+    "4",
+  ]);
+  assert.equal(config.webConfigFile, "/etc/ebpf-server/web.yml");
+  assert.equal(config.maxConnections, 100);
+  assert.equal(config.maxStreams, 4);
+  // Prometheus' exporters spell it with one dash, as Go's flag package does
+  assert.equal(run(["-web.config.file", "/etc/w.yml"]).webConfigFile, "/etc/w.yml");
+  assert.equal(run(["-web.max-streams=8"]).maxStreams, 8);
+  assertRejects(["--web.config.file="], {}, "--web.config.file needs a file name");
+  assertRejects(["--web.max-connections", "5"], {}, "--web.max-connections 5 must be from 16");
+  assertRejects(["--web.max-connections", "many"], {}, "--web.max-connections 'many'");
+  assertRejects(["--web.max-streams=-1"], {}, "--web.max-streams '-1'");
 });
 
 Deno.test("parseConfig --addr forms", () => {

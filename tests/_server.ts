@@ -214,6 +214,15 @@ export function spawnCollecting(
   };
 }
 
+/**
+ * The init of a control request (POST start/stop): every POST needs
+ * `Content-Type: application/json`, so that no web page can send one (issue 13).
+ */
+export const CONTROL: RequestInit = {
+  method: "POST",
+  headers: { "content-type": "application/json" },
+};
+
 /** A running server started by {@linkcode startServer}. */
 export interface ServerHandle extends AsyncDisposable {
   /** `http://127.0.0.1:<port>` */
@@ -246,6 +255,14 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Run it as a non-root uid so (default: as {@linkcode asUser} says, with every capability). */
   user?: MainCommandOptions;
+  /** Runs the server under `ulimit -n` of this many open files. */
+  openFiles?: number;
+  /** TLS: the server's URLs are https, checked against this CA (PEM). */
+  caCert?: string;
+  /** Headers every request of the handle sends (credentials). */
+  headers?: Record<string, string>;
+  /** A client certificate (PEM) the handle's requests present. */
+  clientCert?: { cert: string; key: string };
 }
 
 interface Health {
@@ -288,13 +305,29 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 }
 
 function spawnServer(port: number, launch: Launch, options: StartOptions): ServerHandle {
-  const proc = spawnCollecting(launch.command, {
-    args: launch.args,
-    cwd: launch.cwd,
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...launch.env, ...options.env },
-  });
+  const env = { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...launch.env, ...options.env };
+  // `exec` keeps the pid: it is the server's (or setpriv's, which execs the server in turn)
+  const proc = options.openFiles === undefined
+    ? spawnCollecting(launch.command, { args: launch.args, cwd: launch.cwd, env })
+    : spawnCollecting("sh", {
+      args: [
+        "-c",
+        `ulimit -n ${options.openFiles} && exec "$0" "$@"`,
+        launch.command,
+        ...launch.args,
+      ],
+      cwd: launch.cwd,
+      env,
+    });
   const child = proc.child;
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.caCert ? "https" : "http"}://127.0.0.1:${port}`;
+  let client = options.caCert
+    ? Deno.createHttpClient({ caCerts: [options.caCert], ...options.clientCert })
+    : undefined;
+  const closeClient = () => {
+    client?.close();
+    client = undefined;
+  };
   // A server that ignores SIGTERM is killed after 15 s; the caller's assertion on the exit code
   // (0) then fails.
   const stop = async () => (await proc.stop()).code;
@@ -308,16 +341,25 @@ function spawnServer(port: number, launch: Launch, options: StartOptions): Serve
     exited: () => proc.exit() !== undefined,
     async json<T>(path: string, init: RequestInit & { status?: number } = {}): Promise<T> {
       const { status: expected = 200, ...rest } = init;
-      const res = await fetch(url + path, rest);
+      const headers = new Headers(rest.headers);
+      for (const [k, v] of Object.entries(options.headers ?? {})) {
+        if (!headers.has(k)) headers.set(k, v);
+      }
+      const res = await fetch(url + path, { ...rest, headers, ...(client ? { client } : {}) });
       const text = await res.text();
       if (res.status !== expected) {
         throw new Error(`${rest.method ?? "GET"} ${path}: status ${res.status}, body ${text}`);
       }
       return JSON.parse(text) as T;
     },
-    stop,
+    stop: async () => {
+      const code = await stop();
+      closeClient();
+      return code;
+    },
     [Symbol.asyncDispose]: async () => {
       await stop();
+      closeClient();
     },
   };
 }

@@ -130,11 +130,14 @@ async function scan(server: ServerHandle): Promise<string[]> {
       stream = true;
       continue;
     }
-    const query = /\/events$|\/list-/.test(path) ? "?limit=10000" : "";
+    const list = /\/events$|\/list-/.test(path);
+    const query = list && method === "GET" ? "?limit=10000" : "";
     const res = await fetch(server.url + path + query, {
       method,
       headers: method === "POST" ? { "content-type": "application/json" } : {},
-      body: method === "POST" && !/\/(start|stop)$/.test(path) ? "{}" : undefined,
+      body: method === "POST" && !/\/(start|stop)$/.test(path)
+        ? (list ? '{"limit":10000}' : "{}")
+        : undefined,
     });
     const text = await res.text();
     assert.equal(res.status, 200, `${where}: ${text}`);

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import {
   canRunPrivileged,
+  CONTROL,
   dropReasonKey,
   freePort,
   GiveUp,
@@ -418,9 +419,7 @@ Deno.test({
       // every program is stopped, which freezes its counters, and Prometheus scrapes again.
       const names = [...(await programEvents(server)).keys()];
       for (const name of names) {
-        const s = await server.json<ProgramStatus>(`/api/programs/${name}/stop`, {
-          method: "POST",
-        });
+        const s = await server.json<ProgramStatus>(`/api/programs/${name}/stop`, CONTROL);
         assert.equal(s.state, "stopped", `${name} stopped`);
       }
       const stoppedAt = Date.now() / 1000;
@@ -501,16 +500,12 @@ Deno.test({
       assert.equal(sumOf(first, calls, { command: beforeComm }), BEFORE_N);
       const totalBefore = sumOf(first, calls, { result: "ECONNREFUSED" });
 
-      const stopped = await server.json<ProgramStatus>("/api/programs/connection/stop", {
-        method: "POST",
-      });
+      const stopped = await server.json<ProgramStatus>("/api/programs/connection/stop", CONTROL);
       assert.equal(stopped.state, "stopped");
       const whileStopped = await namedConnects(stoppedComm, closed, STOPPED_N);
       assert.deepEqual(whileStopped.errnos, Array(STOPPED_N).fill(ECONNREFUSED));
 
-      const started = await server.json<ProgramStatus>("/api/programs/connection/start", {
-        method: "POST",
-      });
+      const started = await server.json<ProgramStatus>("/api/programs/connection/start", CONTROL);
       assert.equal(started.state, "running");
       const whileRunning = await namedConnects(runningComm, closed, RUNNING_N);
       assert.deepEqual(whileRunning.errnos, Array(RUNNING_N).fill(ECONNREFUSED));

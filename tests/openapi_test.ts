@@ -86,6 +86,21 @@ const ACCEPTED_WARNINGS = new Set([
   "operation-4xx-response",
 ]);
 
+Deno.test("openapi: the web config's credentials are its security schemes, none needed without one", () => {
+  const doc = serverDocument();
+  const schemes = doc.components?.securitySchemes ?? {};
+  assert.deepEqual(
+    Object.fromEntries(
+      Object.entries(schemes).map((
+        [k, v],
+      ) => [k, [(v as { type: string }).type, (v as { scheme: string }).scheme]]),
+    ),
+    { basicAuth: ["http", "basic"], bearerAuth: ["http", "bearer"] },
+  );
+  // {} first: without a web config (or with TLS only) no credential is asked
+  assert.deepEqual(doc.security, [{}, { basicAuth: [] }, { bearerAuth: [] }]);
+});
+
 Deno.test("openapi: redocly lint (recommended rules) finds no error", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ebpf-server-openapi-" });
   try {

@@ -11,6 +11,7 @@ import { HELP, parseConfig } from "../src/config.ts";
 import {
   canRunPrivileged,
   connectionProgramsOf,
+  CONTROL,
   loadedPrograms,
   mainCommand,
   privileged,
@@ -140,9 +141,7 @@ Deno.test({
       const running = await connectionStatus(server);
       assert.ok(running.events >= 1);
 
-      const stopped = await server.json<ProgramStatus>("/api/programs/connection/stop", {
-        method: "POST",
-      });
+      const stopped = await server.json<ProgramStatus>("/api/programs/connection/stop", CONTROL);
       assert.equal(stopped.state, "stopped");
       assert.ok(stopped.events >= running.events, "events never go back");
       await waitUnloaded(before.map((p) => p.id), "after stop");
@@ -153,9 +152,7 @@ Deno.test({
       // Not recorded while stopped.
       const meanwhile = await pythonConnects([{ op: "tcp", host: "127.0.0.1", port: b.port }]);
 
-      const started = await server.json<ProgramStatus>("/api/programs/connection/start", {
-        method: "POST",
-      });
+      const started = await server.json<ProgramStatus>("/api/programs/connection/start", CONTROL);
       assert.equal(started.state, "running");
       assert.ok(started.events >= stopped.events, "events never go back");
       const after = await connectionProgramsOf(server.pid);
@@ -320,6 +317,9 @@ Deno.test("cli: --help lists every flag", async () => {
     "--log-level",
     "--no-docs",
     "--expose-kernel-addresses",
+    "--web.config.file",
+    "--web.max-connections",
+    "--web.max-streams",
     "-h, --help",
     "-V, --version",
   ];
@@ -327,7 +327,7 @@ Deno.test("cli: --help lists every flag", async () => {
   assert.equal(out.stdout.trim(), HELP.trim(), "prints HELP");
 
   // Every flag the help text names is one the parser accepts.
-  const documented = [...HELP.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z-]*)(?: ([A-Z]+))?/gm)];
+  const documented = [...HELP.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z.-]*)(?: ([A-Z]+))?/gm)];
   assert.ok(documented.length >= expected.length, "flags found in the help text");
   for (const [, flag, metavar] of documented) {
     const args = metavar ? [flag, "1"] : [flag];

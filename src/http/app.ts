@@ -10,6 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { log } from "../log.ts";
 import { docsRoutes } from "./docs.ts";
 import { validationHook } from "./errors.ts";
+import { protect } from "./protect.ts";
 import { capabilitiesRoutes } from "./routes_capabilities.ts";
 import { COMPAT_TAG, compatRoutes } from "./routes_compat.ts";
 import { coreRoutes } from "./routes_core.ts";
@@ -20,8 +21,9 @@ import type { AppContext } from "./service.ts";
 export type { AppContext } from "./service.ts";
 
 /** Builds the app over a manager and store. */
-export function createApp(ctx: AppContext): OpenAPIHono {
+export function createApp(options: AppContext): OpenAPIHono {
   const app = new OpenAPIHono({ defaultHook: validationHook });
+  const ctx = protect(app, options);
   coreRoutes(app, ctx);
   capabilitiesRoutes(app, ctx);
   programRoutes(app, ctx);

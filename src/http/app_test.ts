@@ -421,7 +421,7 @@ Deno.test("POST /api/connection-summary takes its filters from a JSON body", asy
 
   const empty = await ok(app, "/api/connection-summary", post({}));
   assert.equal(empty.total_attempts, 5);
-  const none = await ok(app, "/api/connection-summary", { method: "POST" });
+  const none = await ok(app, "/api/connection-summary", post(""));
   assert.equal(none.total_attempts, 5);
 });
 
@@ -482,14 +482,14 @@ Deno.test("unknown routes and programs are a 404 JSON error", async () => {
   const { app } = setup();
   await bad(app, "/nosuch", "/nosuch", undefined, 404);
   await bad(app, "/api/programs/nosuch/events", "/api/programs/nosuch/events", undefined, 404);
-  await bad(app, "/api/programs/nosuch/start", "'nosuch'", { method: "POST" }, 404);
-  await bad(app, "/api/programs/nosuch/stop", "'nosuch'", { method: "POST" }, 404);
+  await bad(app, "/api/programs/nosuch/start", "'nosuch'", post(""), 404);
+  await bad(app, "/api/programs/nosuch/stop", "'nosuch'", post(""), 404);
   await bad(app, "/health", "/health", { method: "DELETE" }, 404);
 });
 
 Deno.test("POST /api/programs/connection/stop on a stopped program is a no-op", async () => {
   const { app } = setup();
-  const body = await ok(app, "/api/programs/connection/stop", { method: "POST" });
+  const body = await ok(app, "/api/programs/connection/stop", post(""));
   assert.equal(body.name, "connection");
   assert.equal(body.state, "stopped");
   assert.equal(body.stored, CONNECTS.length);
@@ -760,6 +760,15 @@ Deno.test("compat POST bodies are read as JSON whatever their content-type (curl
     headers: { "content-type": "application/x-www-form-urlencoded" },
   });
   assert.equal(empty.total_events, CONNECTS.length, "an empty body: no filters");
+  // read-only, yet no web page may send it: a cross-site origin is refused, as on every POST
+  const site = await app.request("/api/connection-summary", {
+    ...post({ pid: 100 }, "text/plain"),
+    headers: { "content-type": "text/plain", origin: "http://evil.example" },
+  });
+  assert.equal(site.status, 403);
+  // and every other POST still needs the JSON type
+  const stop = await app.request("/api/programs/connection/stop", post({}, "text/plain"));
+  assert.equal(stop.status, 415);
 });
 
 Deno.test("compat packet drop paths answer in the original's shapes too", async () => {
@@ -793,4 +802,20 @@ Deno.test("GET / describes the service and lists every route, as the original's 
   assert.equal(root.endpoints["GET /health"], "Server and program health");
   const off = await ok(setup({ docs: false, events: false }).app, "/");
   assert.equal(off.documentation.api, null);
+});
+
+Deno.test("a program named twice in type= counts once (issue 13: every event came back twice)", async () => {
+  const { app } = setup();
+  const once = await ok(app, "/api/events?type=connection&limit=1000");
+  const twice = await ok(app, "/api/events?type=connection,connection&limit=1000");
+  const many = await ok(
+    app,
+    `/api/events?type=${Array(500).fill("connection").join(",")},packet_drop&limit=1000`,
+  );
+  assert.ok(once.count > 0);
+  assert.deepEqual(twice, once);
+  assert.deepEqual(many.events, once.events); // packet_drop has no events here
+  const stream = await app.request("/api/events/stream?type=connection,connection");
+  assert.equal(stream.status, 200);
+  await stream.body?.cancel();
 });

@@ -32,7 +32,10 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-const INIT = `window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui" });\n`;
+// no validator badge: it would send the document's URL to validator.swagger.io (and the CSP of
+// /docs lets the page load nothing from elsewhere)
+const INIT =
+  `window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", validatorUrl: null });\n`;
 
 /** A tag of the document: operations are grouped by it. */
 export interface Tag {
@@ -62,9 +65,8 @@ export function openApiDocument(app: OpenAPIHono) {
     },
     // The API is served where this document is.
     servers: [{ url: "/" }],
-    // Said outright: the server asks for no credentials (yet). No scheme is declared that it
-    // would not enforce.
-    security: [],
+    // No credential without a web config ({}), else either scheme the web config enables.
+    security: SECURITY,
     tags: tagsOf.get(app) ?? [],
   });
 }
@@ -78,8 +80,33 @@ export function documentOf(app: OpenAPIHono): ReturnType<typeof openApiDocument>
   return document;
 }
 
+/**
+ * The credentials of `--web.config.file` (README, "Security"): each scheme is enforced only when
+ * the web config has users (basic) or tokens (bearer); without one no credential is asked.
+ */
+const SECURITY_SCHEMES = {
+  basicAuth: {
+    type: "http",
+    scheme: "basic",
+    description:
+      "a user of the web config's basic_auth_users (bcrypt hashes); scope read, or control when basic_auth_scopes says so. Enforced only when the web config has users.",
+  },
+  bearerAuth: {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "a token whose SHA-256 is in the web config's bearer_tokens, with its scope: read, or control (starting and stopping programs; control implies read). Enforced only when the web config has tokens.",
+  },
+} as const;
+
+/** Any of: no credential (no web config, or one with TLS only), basic, bearer. */
+const SECURITY: Record<string, string[]>[] = [{}, { basicAuth: [] }, { bearerAuth: [] }];
+
 export function docsRoutes(app: OpenAPIHono, options: DocsOptions): void {
   tagsOf.set(app, options.tags);
+  for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
+    app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
+  }
   app.get("/openapi.json", (c) => c.json(documentOf(app)));
   if (!options.docs) return;
   const dir = getAbsoluteFSPath();
@@ -89,7 +116,8 @@ export function docsRoutes(app: OpenAPIHono, options: DocsOptions): void {
   app.get("/docs/init.js", (c) => c.body(INIT, 200, { "content-type": "text/javascript" }));
   app.get("/docs/:file", (c) => {
     const file = c.req.param("file");
-    const type = ASSETS[file];
+    // own keys only: `/docs/constructor` must not find Object.prototype.constructor
+    const type = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
     if (!type) return c.json({ error: `no docs file '${file}'` }, 404);
     let bytes = cache.get(file);
     if (!bytes) {

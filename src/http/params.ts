@@ -111,13 +111,18 @@ export function checkDuration(
   }
 }
 
-/** `type=a,b`: names of programs. */
+/**
+ * `type=a,b`: names of programs, each once (`type=connection,connection` is `connection`: a
+ * name given twice must not return its events twice).
+ */
 export function typeList(names: readonly string[]) {
   return z.string().optional().openapi({
-    description: `only events of these programs, comma-separated (${names.join(", ")})`,
+    description: `only events of these programs, comma-separated (${
+      names.join(", ")
+    }); a name given twice counts once`,
     param: { name: "type", in: "query" },
   }).refine(
     (t) => t === undefined || t.split(",").every((n) => names.includes(n)),
     { message: `must be one or more of: ${names.join(", ")}` },
-  );
+  ).transform((t) => t === undefined ? t : [...new Set(t.split(","))].join(","));
 }

@@ -56,6 +56,28 @@ const COMPAT: CompatPaths[] = [
   },
 ];
 
+/** The compatibility POSTs: read-only queries whose body is JSON whatever its content-type. */
+export const COMPAT_QUERY_POSTS: ReadonlySet<string> = new Set(
+  COMPAT.flatMap((p) => [...p.summaries, p.list]),
+);
+
+const JSON_TYPE = /^application\/([a-z.-]+\+)?json/i;
+
+/**
+ * Has a POST body that is not labelled JSON (curl -d says x-www-form-urlencoded; some clients say
+ * nothing) read as JSON, as the original server did. The guard let it through (it is one of
+ * {@linkcode COMPAT_QUERY_POSTS}) and has read the body already: an empty one reads as `{}`.
+ */
+async function bodyAsJson(c: Context, next: Next): Promise<void> {
+  if (c.req.method === "POST" && !JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+    const text = await c.req.text();
+    const headers = new Headers(c.req.raw.headers);
+    headers.set("content-type", "application/json");
+    c.req.raw = new Request(c.req.url, { method: "POST", headers, body: text.trim() || "{}" });
+  }
+  await next();
+}
+
 const SummaryQuery = z.object({
   pid: anyPid,
   command: anyCommand,
@@ -102,24 +124,6 @@ function filters<T extends { pid?: number; command?: string }>(q: T): T {
   return { ...q, pid: q.pid || undefined, command: q.command || undefined };
 }
 
-const JSON_TYPE = /^application\/([a-z.-]+\+)?json/i;
-
-/**
- * Has a POST body that is not labelled JSON (curl -d says x-www-form-urlencoded; some clients say
- * nothing) read as JSON, as the original server did. An empty body stays empty: no filters.
- */
-async function bodyAsJson(c: Context, next: Next): Promise<void> {
-  const type = c.req.header("content-type");
-  if (c.req.method === "POST" && !JSON_TYPE.test(type ?? "")) {
-    const text = c.req.raw.body === null ? "" : await c.req.raw.clone().text();
-    const headers = new Headers(c.req.raw.headers);
-    if (text === "") headers.delete("content-type");
-    else headers.set("content-type", "application/json");
-    c.req.raw = new Request(c.req.url, { method: "POST", headers, body: text || null });
-  }
-  await next();
-}
-
 /** `compatGetListConnections` from GET /api/list-connections. */
 function operationId(method: "get" | "post", path: string): string {
   const words = path.replace(/^\/api\//, "").split(/[-/_]/).filter(Boolean);
@@ -128,7 +132,7 @@ function operationId(method: "get" | "post", path: string): string {
 }
 
 const POST_NOTE =
-  "The body is read as JSON whatever its content-type, as the original server did, so `curl -d '{...}'` works.";
+  "The body is read as JSON whatever its content-type, as the original server did, so `curl -d '{...}'` works (a read-only query: cross-site requests are refused all the same). An empty body means no filters.";
 
 function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, paths: string[]) {
   const name = shape.program;
@@ -136,9 +140,9 @@ function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, pa
     description: `${name} summary, in the original's shape and with this project's fields`,
     content: { "application/json": { schema: shape.summarySchema } },
   };
-  const respond = (c: Context, query: z.infer<typeof SummaryQuery>) => {
+  const respond = async (c: Context, query: z.infer<typeof SummaryQuery>) => {
     const now = (ctx.now ?? Date.now)();
-    const native = summarize(ctx, name, { ...filters(query) });
+    const native = await summarize(ctx, name, { ...filters(query) });
     return c.json(compatSummaryOf(shape, native, { now }), 200);
   };
   for (const [i, path] of paths.entries()) {
@@ -181,9 +185,9 @@ function listRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, path:
     description: `${name} events by pid (the original's shape) and in one list`,
     content: { "application/json": { schema: shape.listSchema } },
   };
-  const respond = (c: Context, query: z.infer<typeof ListQuery>) => {
+  const respond = async (c: Context, query: z.infer<typeof ListQuery>) => {
     const now = (ctx.now ?? Date.now)();
-    const list = listEvents(ctx, [name], filters(query));
+    const list = await listEvents(ctx, [name], filters(query));
     return c.json(compatListOf(shape, list, { now }), 200);
   };
   app.openapi(

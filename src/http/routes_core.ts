@@ -8,10 +8,11 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { kernelInfo } from "../kernel/release.ts";
 import { VERSION } from "../version.ts";
 import { goDuration } from "./compat_shapes.ts";
+import { SecurityStatus } from "./access.ts";
 import { errorContent } from "./errors.ts";
 import { KernelInfo } from "./routes_capabilities.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
-import { type AppContext, listEvents } from "./service.ts";
+import { type AppContext, jsonChunks, listEventsJson } from "./service.ts";
 
 const ProgramStatus = z.object({
   name: z.string(),
@@ -73,6 +74,7 @@ const Health = z.object({
       description: "optional hooks (program/hook) this kernel lacks or refused",
     }),
   }),
+  security: SecurityStatus,
 }).openapi("Health");
 
 const ProgramName = z.object({
@@ -108,6 +110,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
         programs: list,
         store: { capacity: store.capacity, size: store.size, evicted: store.evicted() },
         kernel: { ...kernel, ...manager.kernelShort() },
+        security: ctx.access!.status(),
       }, 200);
     },
   );
@@ -207,10 +210,10 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
         400: errorContent("invalid parameter"),
       },
     }),
-    (c) => {
+    async (c) => {
       const q = c.req.valid("query");
       const types = q.type ? q.type.split(",") : names;
-      return c.json(listEvents(ctx, types, q), 200);
+      return jsonChunks(await listEventsJson(ctx, types, q));
     },
   );
 }

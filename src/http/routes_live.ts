@@ -10,6 +10,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { type MetricFamily, renderMetrics } from "../metrics/exposition.ts";
 import { LabelCap } from "../metrics/label_cap.ts";
 import { errorContent } from "./errors.ts";
+import { httpFamilies } from "./http_metrics.ts";
 import { command, pid, typeList } from "./params.ts";
 import type { AppContext } from "./service.ts";
 import { StreamHub } from "./stream.ts";
@@ -92,6 +93,7 @@ function serverFamilies(ctx: AppContext, hub: StreamHub): MetricFamily[] {
       help: "events skipped for stream clients that read too slowly",
       samples: [{ value: hub.missedTotal }],
     },
+    ...httpFamilies(ctx, hub),
     {
       name: "process_cpu_seconds_total",
       type: "counter",
@@ -114,7 +116,7 @@ function serverFamilies(ctx: AppContext, hub: StreamHub): MetricFamily[] {
 }
 
 export function liveRoutes(app: OpenAPIHono, ctx: AppContext): void {
-  const hub = new StreamHub(ctx);
+  const hub = new StreamHub(ctx, { maxClients: ctx.maxStreams });
   const caps = new Map<string, LabelCap>();
   const names = [...ctx.programs.keys()];
 
@@ -166,6 +168,7 @@ export function liveRoutes(app: OpenAPIHono, ctx: AppContext): void {
           content: { "text/event-stream": { schema: z.string() } },
         },
         400: errorContent("invalid parameter"),
+        429: errorContent("as many stream clients as allowed (--web.max-streams) are connected"),
       },
     }),
     (c) => {
@@ -174,6 +177,13 @@ export function liveRoutes(app: OpenAPIHono, ctx: AppContext): void {
         { types: q.type ? q.type.split(",") : names, pid: q.pid, command: q.command },
         c.req.raw.signal,
       );
+      if (!body) {
+        return c.json(
+          { error: `${hub.maxClients} stream clients are connected, the most at once; try later` },
+          429,
+          { "retry-after": "5" },
+        );
+      }
       return c.body(body, 200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",

@@ -10,7 +10,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Program } from "../programs/program.ts";
 import { errorContent } from "./errors.ts";
 import { EventsQuery, SummaryQuery } from "./params.ts";
-import { type AppContext, listEvents, summarize } from "./service.ts";
+import { type AppContext, jsonChunks, listEventsJson, summarize } from "./service.ts";
 
 interface RouteOptions {
   path: string;
@@ -58,9 +58,9 @@ export function eventListRoute(
         400: errorContent("invalid parameter"),
       },
     }),
-    (c) => {
-      const { events, ...rest } = listEvents(ctx, [program.name], c.req.valid("query"));
-      return c.json({ ...rest, [listKey]: events }, 200);
+    async (c) => {
+      const chunks = await listEventsJson(ctx, [program.name], c.req.valid("query"), listKey);
+      return jsonChunks(chunks);
     },
   );
 }
@@ -85,7 +85,7 @@ export function summaryRoute(
         400: errorContent("invalid parameter"),
       },
     }),
-    (c) => c.json(summarize(ctx, program.name, c.req.valid("query")), 200),
+    async (c) => c.json(await summarize(ctx, program.name, c.req.valid("query")), 200),
   );
 }
 

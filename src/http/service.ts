@@ -5,10 +5,35 @@
  */
 
 import type { ProgramManager } from "../programs/manager.ts";
+import type { HttpCounters } from "../server/listen.ts";
+import type { Access } from "./access.ts";
 import type { Program } from "../programs/program.ts";
-import { type EventFilter, isoMicros, newestRows } from "../programs/query.ts";
+import { type EventFilter, isoMicros, newestSeqs, slotOfSeq } from "../programs/query.ts";
 import type { Store } from "../store/mod.ts";
+import { type Gate, TimeSlice } from "./heavy.ts";
 import { DEFAULT_DURATION, DEFAULT_LIMIT } from "./params.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * A 200 answer whose body is JSON made as bytes ({@linkcode listEventsJson}): the shape the
+ * route documents, which the typed `c.json` cannot know it is (hence the cast). The chunks are
+ * written one by one, not joined.
+ */
+export function jsonChunks(chunks: Uint8Array[]): never {
+  let i = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i < chunks.length) controller.enqueue(chunks[i++]);
+      else controller.close();
+    },
+  });
+  const length = chunks.reduce((n, c) => n + c.length, 0);
+  return new Response(body, {
+    status: 200,
+    headers: { "content-type": "application/json", "content-length": String(length) },
+  }) as never;
+}
 
 /** What every route module gets. */
 export interface AppContext {
@@ -23,38 +48,90 @@ export interface AppContext {
   metricsTopCommands?: number;
   /** Current time in Unix ms (tests may fix it). */
   now?: () => number;
+  /** Who may reach what (web config, credentials); default: no web config, loopback control. */
+  access?: Access;
+  /** Clients of /api/events/stream at once (default 16, `--web.max-streams`). */
+  maxStreams?: number;
+  /** The HTTP server's counters (connections, refusals), for /metrics. */
+  httpCounters?: () => Readonly<HttpCounters>;
+  /** The gate heavy queries pass one at a time (made by createApp). */
+  heavy?: Gate;
 }
 
-/** The newest events of the given programs that match, merged newest first. */
-export function listEvents(
+/**
+ * The newest events of the given programs that match, merged newest first. Long scans and the
+ * JSON of many events are cut into slices that give the event loop back (see heavy.ts).
+ */
+export async function listEvents(
   ctx: AppContext,
   names: readonly string[],
   filter: EventFilter & { limit?: number },
 ) {
   ctx.manager.refresh();
   const limit = filter.limit ?? DEFAULT_LIMIT;
-  const picked: { ts: number; program: Program; slot: number }[] = [];
+  const slice = new TimeSlice();
+  const picked: { ts: number; program: Program; seq: number }[] = [];
   let truncated = false;
   for (const name of names) {
     const program = ctx.programs.get(name)!;
     const table = ctx.store.get(name);
     if (!table) continue;
-    const slots = newestRows(table, ctx.store, filter, limit + 1);
-    if (slots.length > limit) truncated = true;
-    for (const slot of slots.slice(0, limit)) {
-      picked.push({ ts: table.cols.ts[slot], program, slot });
+    const seqs = await newestSeqs(table, ctx.store, filter, limit + 1, slice);
+    if (seqs.length > limit) truncated = true;
+    for (const seq of seqs.slice(0, limit)) {
+      const slot = slotOfSeq(table, seq);
+      if (slot >= 0) picked.push({ ts: table.cols.ts[slot], program, seq });
     }
   }
   picked.sort((a, b) => b.ts - a.ts);
   if (picked.length > limit) truncated = true;
-  const events = picked.slice(0, limit).map(({ program, slot }) =>
-    program.toJson(ctx.store.get(program.name)!, slot, ctx.store)
-  );
+  const events: Record<string, unknown>[] = [];
+  for (const { program, seq } of picked.slice(0, limit)) {
+    const table = ctx.store.get(program.name)!;
+    const slot = slotOfSeq(table, seq);
+    if (slot < 0) continue; // evicted while the list was being made: gone, and counted
+    events.push(program.toJson(table, slot, ctx.store));
+    if (slice.due()) await slice.next();
+  }
   return { count: events.length, limit, truncated, events };
 }
 
-/** A program's summary over the last `duration` seconds, with the fields every summary has. */
-export function summarize(
+/**
+ * {@linkcode listEvents} as the bytes of its JSON answer, with the list under `listKey`, made
+ * in slices: events are stringified and encoded a slice at a time, never in one piece (a
+ * 10,000-event list is ~4 MB of JSON: in one piece its `JSON.stringify` and encoding took
+ * 20-50 ms, measured, during which nothing else is answered).
+ */
+export async function listEventsJson(
+  ctx: AppContext,
+  names: readonly string[],
+  filter: EventFilter & { limit?: number },
+  listKey = "events",
+): Promise<Uint8Array[]> {
+  const { events, ...rest } = await listEvents(ctx, names, filter);
+  const slice = new TimeSlice();
+  const head = JSON.stringify(rest).slice(0, -1); // {"count":..,"limit":..,"truncated":..
+  const chunks: Uint8Array[] = [];
+  let parts: string[] = [`${head},${JSON.stringify(listKey)}:[`];
+  for (let i = 0; i < events.length; i++) {
+    parts.push(i === 0 ? JSON.stringify(events[i]) : `,${JSON.stringify(events[i])}`);
+    if (slice.due()) {
+      chunks.push(encoder.encode(parts.join("")));
+      parts = [];
+      await slice.next();
+    }
+  }
+  parts.push("]}");
+  chunks.push(encoder.encode(parts.join("")));
+  return chunks;
+}
+
+/**
+ * A program's summary over the last `duration` seconds, with the fields every summary has; in
+ * slices when the program can make it so (`summarizeSliced`). What the window's completeness
+ * says is read after the summary, so that rows evicted while it was made count.
+ */
+export async function summarize(
   ctx: AppContext,
   name: string,
   query: { pid?: number; command?: string; duration?: number; duration_seconds?: number },
@@ -68,6 +145,9 @@ export function summarize(
   const status = ctx.manager.status(name);
   const filter = { pid: query.pid, command: query.command, since, until };
   const counters = ctx.store.counters(name);
+  const body = program.summarizeSliced
+    ? await program.summarizeSliced(table, filter, ctx.store, new TimeSlice())
+    : program.summarize(table, filter, ctx.store);
   const because: ("not_running" | "evicted")[] = [];
   if (!ctx.manager.ranThrough(name, since, until)) because.push("not_running");
   if (!(ctx.store.lastEvictedTs(name) < since && counters.completeSince(since))) {
@@ -85,6 +165,6 @@ export function summarize(
     events_lost: counters.sumBetween(since, until).get("lost") ?? 0,
     events_lost_total: status.lost,
     events_evicted_total: status.evicted,
-    ...program.summarize(table, filter, ctx.store),
+    ...body,
   };
 }

@@ -13,7 +13,7 @@ import type { LabelCap } from "../metrics/label_cap.ts";
 import type { BpfObject, RingBuffer } from "../ffi/shim.ts";
 import type { ColumnSpec, EventTable, Store } from "../store/mod.ts";
 import type { KernelFeature } from "./capabilities.ts";
-import type { SummaryQuery } from "./query.ts";
+import type { Slicer, SummaryQuery } from "./query.ts";
 
 /** Turns kernel CLOCK_BOOTTIME nanoseconds into Unix milliseconds. */
 export interface Clock {
@@ -117,6 +117,16 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
   toJson(table: EventTable<S>, slot: number, store: Store): Record<string, unknown>;
   /** The summary over the rows that match `query`. */
   summarize(table: EventTable<S>, query: SummaryQuery, store: Store): Record<string, unknown>;
+  /**
+   * The same summary made in slices that yield through `slicer` (for programs whose summary
+   * can take long: the HTTP layer uses it when given).
+   */
+  summarizeSliced?(
+    table: EventTable<S>,
+    query: SummaryQuery,
+    store: Store,
+    slicer: Slicer,
+  ): Promise<Record<string, unknown>>;
 }
 
 /** Keeps a program's column types when it is put in the untyped list. */

@@ -67,6 +67,54 @@ export function newestRows(
   return out;
 }
 
+/** What {@linkcode newestSeqs} yields to between slices of its scan. */
+export interface Slicer {
+  /** Whether the current slice is used up. */
+  due(): boolean;
+  /** Lets the event loop run, then starts a new slice. */
+  next(): Promise<void>;
+}
+
+/**
+ * The sequence numbers (row `i` is the `appended - length + i`-th ever appended) of up to
+ * `limit` matching rows, newest first, like {@linkcode newestRows}, scanned in slices: between
+ * two slices the event loop runs, so rows may be appended, evicted, or the table moved to its
+ * full size. Sequence numbers stay valid through all of that; rows evicted meanwhile end the
+ * scan (they are gone, and counted as evicted). Turn a number into a slot with
+ * {@linkcode slotOfSeq}.
+ */
+export async function newestSeqs(
+  table: EventTable,
+  store: Store,
+  filter: EventFilter,
+  limit: number,
+  slicer: Slicer,
+): Promise<number[]> {
+  let match = matcher(table, store, filter);
+  const out: number[] = [];
+  if (!match) return out;
+  const [lo, hi] = timeRange(table, filter);
+  const first = table.appended - table.length;
+  const loSeq = first + lo;
+  for (let seq = first + hi - 1; seq >= loSeq && out.length < limit; seq--) {
+    const slot = slotOfSeq(table, seq);
+    if (slot < 0) break;
+    if (match(slot)) out.push(seq);
+    if (slicer.due()) {
+      await slicer.next();
+      match = matcher(table, store, filter)!; // the columns may have moved
+    }
+  }
+  return out;
+}
+
+/** The slot of the row with sequence number `seq`, or -1 when it is no longer held. */
+export function slotOfSeq(table: EventTable, seq: number): number {
+  const first = table.appended - table.length;
+  if (seq < first || seq >= table.appended) return -1;
+  return table.slot(seq - first);
+}
+
 /** Calls `fn` with the slot of every matching row, oldest first. Returns how many matched. */
 export function forEachRow(
   table: EventTable,

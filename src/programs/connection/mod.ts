@@ -13,7 +13,7 @@ import { defineProgram } from "../program.ts";
 import { isoMicros, roundMicros } from "../query.ts";
 import { ConnectionEvent, ConnectionSummary } from "./schema.ts";
 import { type Columns, columns, columnWriter } from "./columns.ts";
-import { destinationOf, summarize } from "./summary.ts";
+import { destinationOf, summarize, summarizeSliced } from "./summary.ts";
 import { unpackKey } from "./tally.ts";
 
 export { columns } from "./columns.ts";
@@ -82,5 +82,6 @@ export const connection = defineProgram<Columns>({
   batchDecoder: columnWriter,
   toJson,
   summarize,
+  summarizeSliced,
   metrics,
 });

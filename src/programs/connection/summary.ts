@@ -22,7 +22,7 @@ import {
 } from "../../net/names.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { BlockCache, quantilesOfSorted, sortNonNegative, splitWindow } from "../blocks.ts";
-import { quantilesOf, slotRanges, type SummaryQuery, timeRange } from "../query.ts";
+import { quantilesOf, type Slicer, slotRanges, type SummaryQuery, timeRange } from "../query.ts";
 import type { columns } from "./mod.ts";
 
 type Columns = typeof columns;
@@ -578,4 +578,93 @@ export function summarizeWith(
 /** The connection summary of the rows of `table` inside `query` (the program's `summarize`). */
 export function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
   return summarizeWith(table, query, { store });
+}
+
+/** Rows scanned between two yields of {@linkcode summarizeSliced}'s filtered scan. */
+const SLICE_ROWS = 1 << 16;
+
+/**
+ * {@linkcode summarize} cut into slices that give the event loop back (issue 13: a filtered
+ * summary over a million rows is tens of milliseconds in one piece, a cold one hundreds): the
+ * filtered scan goes {@linkcode SLICE_ROWS} rows at a time, each slice a part of its own
+ * (combined as whole blocks are), and missing block aggregates are computed one by one. Between
+ * slices rows may be appended or evicted and the table may move to its full size: slices go by
+ * sequence number, evicted rows are left out (they are gone, and the window says it is not
+ * complete), and the scanner follows the table's columns. The same answer as
+ * {@linkcode summarize} when nothing is evicted meanwhile.
+ */
+export async function summarizeSliced(
+  table: EventTable<Columns>,
+  query: SummaryQuery,
+  store: Store,
+  slicer: Slicer,
+) {
+  const fitted = () => {
+    let state = perTable.get(table);
+    if (!state || !state.scanner.fits(table, store)) {
+      state = { scanner: new Scanner(table, store), cache: state?.cache ?? new BlockCache() };
+      perTable.set(table, state);
+    }
+    return state;
+  };
+  let state = fitted();
+  let comm = -1;
+  if (query.command !== undefined) {
+    comm = store.strings.find(query.command);
+    if (comm < 0) {
+      return combine([], QUANTILES.map(() => null), { store, names: new DestinationNames() });
+    }
+  }
+  const pid = query.pid ?? -1;
+  const window = timeRange(table as unknown as EventTable, query);
+  const start = table.appended - table.length;
+  const [seqLo, seqHi] = [start + window[0], start + window[1]];
+  if (pid >= 0 || comm >= 0) {
+    const names = new DestinationNames();
+    const parts: Part[] = [];
+    for (let from = seqLo; from < seqHi; from += SLICE_ROWS) {
+      const oldest = table.appended - table.length;
+      const lo = Math.max(from, oldest) - oldest;
+      const hi = Math.min(from + SLICE_ROWS, seqHi) - oldest;
+      if (hi > lo) {
+        const part = state.scanner.scan([[lo, hi]], { pid, comm, names });
+        sortNonNegative(part.latencies);
+        parts.push(part);
+      }
+      if (from + SLICE_ROWS < seqHi) {
+        await slicer.next();
+        state = fitted();
+      }
+    }
+    const latencies = parts.map((part) => part.latencies);
+    return combine(parts, quantilesOfSorted(latencies, QUANTILES), { store, names });
+  }
+  const cache = state.cache;
+  cache.sync(table as unknown as EventTable);
+  let names = namesOf.get(cache);
+  if (!names) namesOf.set(cache, names = new DestinationNames());
+  names.compact(cache.values());
+  const split = splitWindow(start, window, cache);
+  const every = { pid: -1, comm: -1, names };
+  const ends = state.scanner.scan([split.head, split.tail], every);
+  sortNonNegative(ends.latencies);
+  const parts = [ends];
+  const [first, end] = split.blocks;
+  for (let b = first; b < end; b++) {
+    if (slicer.due()) {
+      await slicer.next();
+      state = fitted();
+      cache.sync(table as unknown as EventTable);
+    }
+    const oldest = table.appended - table.length;
+    if (b * cache.blockSize < oldest) continue; // evicted meanwhile
+    const scanner = state.scanner;
+    parts.push(cache.get(b, (lo, hi) => {
+      const part = scanner.scan([[lo, hi]], every);
+      sortNonNegative(part.latencies);
+      return part;
+    }));
+  }
+  const latencies = parts.map((part) => part.latencies);
+  return combine(parts, quantilesOfSorted(latencies, QUANTILES), { store, names });
 }
