@@ -21,6 +21,7 @@ import { z } from "@hono/zod-openapi";
 import { familyNumber } from "../net/names.ts";
 import { ConnectionEvent, ConnectionSummary } from "../programs/connection/schema.ts";
 import { PacketDropEvent, PacketDropSummary } from "../programs/packet_drop/schema.ts";
+import { TimeSlice } from "./heavy.ts";
 
 type Json = Record<string, unknown>;
 
@@ -289,14 +290,19 @@ export function compatSummaryOf(
 }
 
 /** A native listing (`listEvents`) in the compatibility shape, made at `now` (Unix ms). */
-export function compatListOf(
+export async function compatListOf(
   shape: CompatShape,
   list: { count: number; limit: number; truncated: boolean; events: Json[] },
-  { now }: { now: number },
-): Json {
-  const events = list.events.map((e) => shape.event(e));
+  { now, slice = new TimeSlice() }: { now: number; slice?: TimeSlice },
+): Promise<Json> {
+  // in slices: 10,000 events take tens of milliseconds to reshape
+  const events: Json[] = new Array(list.events.length);
   const byPid: Record<string, Json[]> = {};
-  for (const e of events) (byPid[String(e.pid)] ??= []).push(e);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i] = shape.event(list.events[i]);
+    (byPid[String(e.pid)] ??= []).push(e);
+    if (slice.due()) await slice.next();
+  }
   const pids = Object.keys(byPid).length;
   let message = events.length === 0
     ? `No ${shape.noun}s matched.`

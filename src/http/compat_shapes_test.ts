@@ -99,7 +99,7 @@ Deno.test("a drop summary's message names the commonest reason and where counts 
   );
 });
 
-Deno.test("a list groups events by pid, each pid's newest first, and keeps the flat list", () => {
+Deno.test("a list groups events by pid, each pid's newest first, and keeps the flat list", async () => {
   const e = (pid: number, i: number) => ({
     type: "packet_drop",
     wall_time: `2026-11-25T03:20:4${i}.000000Z`,
@@ -109,7 +109,9 @@ Deno.test("a list groups events by pid, each pid's newest first, and keeps the f
     length: 9,
   });
   const events = [e(2, 3), e(1, 2), e(2, 1)];
-  const list = compatListOf(drops, { count: 3, limit: 3, truncated: true, events }, { now: NOW });
+  const list = await compatListOf(drops, { count: 3, limit: 3, truncated: true, events }, {
+    now: NOW,
+  });
   assert.deepEqual(Object.keys(list.events_by_pid as object), ["1", "2"]);
   const two = (list.events_by_pid as Record<string, { wall_time: string }[]>)["2"];
   assert.deepEqual(two.map((x) => x.wall_time), [events[0].wall_time, events[2].wall_time]);

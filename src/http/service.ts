@@ -35,6 +35,52 @@ export function jsonChunks(chunks: Uint8Array[]): never {
   }) as never;
 }
 
+/**
+ * `JSON.stringify(value)` as bytes, made in slices ({@linkcode TimeSlice}) so that a large answer
+ * does not hold the event loop: the elements of each array value, and of each array inside an
+ * object value (the compatibility lists' `events_by_pid`), are stringified one by one.
+ */
+export async function jsonSliced(value: Record<string, unknown>): Promise<Uint8Array[]> {
+  const slice = new TimeSlice();
+  const chunks: Uint8Array[] = [];
+  let parts: string[] = [];
+  const cut = async () => {
+    if (!slice.due()) return;
+    chunks.push(encoder.encode(parts.join("")));
+    parts = [];
+    await slice.next();
+  };
+  const array = async (items: unknown[]) => {
+    parts.push("[");
+    for (let i = 0; i < items.length; i++) {
+      parts.push(i === 0 ? "" : ",", JSON.stringify(items[i]) ?? "null");
+      await cut();
+    }
+    parts.push("]");
+  };
+  const entries = (o: object) => Object.entries(o).filter(([, v]) => v !== undefined);
+  parts.push("{");
+  for (const [i, [key, v]] of entries(value).entries()) {
+    parts.push(i === 0 ? "" : ",", JSON.stringify(key), ":");
+    if (Array.isArray(v)) {
+      await array(v);
+    } else if (v !== null && typeof v === "object" && Object.values(v).some(Array.isArray)) {
+      parts.push("{");
+      for (const [j, [k, inner]] of entries(v).entries()) {
+        parts.push(j === 0 ? "" : ",", JSON.stringify(k), ":");
+        if (Array.isArray(inner)) await array(inner);
+        else parts.push(JSON.stringify(inner));
+      }
+      parts.push("}");
+    } else {
+      parts.push(JSON.stringify(v));
+    }
+  }
+  parts.push("}");
+  chunks.push(encoder.encode(parts.join("")));
+  return chunks;
+}
+
 /** What every route module gets. */
 export interface AppContext {
   programs: ReadonlyMap<string, Program>;
