@@ -1,5 +1,6 @@
 /**
- * Filters shared by every program's events: time window (binary search), pid and command.
+ * Filters shared by every program's events: time window (binary search), pid and command, and
+ * a compiled test of the program's field filters (`filter.ts`).
  *
  * @module
  */
@@ -14,6 +15,8 @@ export interface EventFilter {
   since?: number;
   /** Unix ms, inclusive. */
   until?: number;
+  /** The field filters compiled for this table (`compileWhere` of filter.ts); null or absent: all. */
+  match?: ((slot: number) => boolean) | null;
 }
 
 /** A summary's window: always bounded. */
@@ -36,10 +39,16 @@ function matcher(
     comm = store.strings.find(filter.command);
     if (comm < 0) return null;
   }
-  if (pid !== undefined && comm >= 0) return (s) => pids[s] === pid && comms[s] === comm;
-  if (pid !== undefined) return (s) => pids[s] === pid;
-  if (comm >= 0) return (s) => comms[s] === comm;
-  return () => true;
+  const base = pid !== undefined && comm >= 0
+    ? (s: number) => pids[s] === pid && comms[s] === comm
+    : pid !== undefined
+    ? (s: number) => pids[s] === pid
+    : comm >= 0
+    ? (s: number) => comms[s] === comm
+    : null;
+  const match = filter.match ?? null;
+  if (base && match) return (s) => base(s) && match(s);
+  return base ?? match ?? (() => true);
 }
 
 /** The rows `[lo, hi)` inside the filter's time window. */
