@@ -92,11 +92,27 @@ export class Attributions {
   }
 
   /**
-   * Fills `attr[from, to)` from the cgroup ids in `cgroups[from, to)` (a batch decoder's rows).
-   * Runs of one cgroup cost one comparison a row.
+   * Fills `attr[from, to)` from the cgroup ids in `cgroups[from, to)` (a batch decoder's rows)
+   * and adds the rows of each attribution id to `tally` (the metrics' counts by unit). Runs of
+   * one cgroup cost one comparison a row.
    */
-  fill(cgroups: ArrayLike<number>, attr: Uint32Array, from: number, to: number): void {
-    for (let s = from; s < to; s++) attr[s] = this.idOf(cgroups[s]);
+  fill(
+    cgroups: ArrayLike<number>,
+    attr: Uint32Array,
+    range: { from: number; to: number; tally?: Map<number, number> },
+  ): void {
+    const { from, to, tally } = range;
+    let run = -1, start = from;
+    for (let s = from; s < to; s++) {
+      const id = this.idOf(cgroups[s]);
+      attr[s] = id;
+      if (id !== run) {
+        if (tally && run >= 0) tally.set(run, (tally.get(run) ?? 0) + s - start);
+        run = id;
+        start = s;
+      }
+    }
+    if (tally && run >= 0) tally.set(run, (tally.get(run) ?? 0) + to - start);
   }
 
   /** The JSON fields of attribution id `id`. */
@@ -113,6 +129,16 @@ export class Attributions {
 }
 
 const perStore = new WeakMap<Store, Attributions>();
+
+/** The store tally of a program's events by attribution id (the metrics' `unit` label). */
+export function unitTally(store: Store, program: string): Map<number, number> {
+  return store.tally(`${program}/attribution`);
+}
+
+/** Adds one event of attribution `id` to a {@linkcode unitTally}. */
+export function countAttribution(tally: Map<number, number>, id: number): void {
+  tally.set(id, (tally.get(id) ?? 0) + 1);
+}
 
 /**
  * The attributions of `store`, created on first use with `cache` (default: this host's cgroups,
@@ -144,7 +170,9 @@ export function attributionCounts(
 
 /** The `limit` largest counts, largest first, the rest summed as `other`. */
 function bounded(counts: Map<string, number>, limit: number): Record<string, number> {
-  const sorted = [...counts].sort((a, b) => b[1] - a[1]);
+  const sorted = [...counts].sort((a, b) =>
+    b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+  );
   const out = Object.fromEntries(sorted.slice(0, limit));
   const rest = sorted.slice(limit).reduce((sum, [, n]) => sum + n, 0);
   if (rest > 0) out.other = (out.other ?? 0) + rest;

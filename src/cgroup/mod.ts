@@ -16,4 +16,6 @@ export {
   attributionOf,
   Attributions,
   AttributionSummaryFields,
+  countAttribution,
+  unitTally,
 } from "./attribution.ts";
