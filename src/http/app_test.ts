@@ -534,7 +534,24 @@ Deno.test("GET /openapi.json documents each program's events and summary", async
     }
   }
   const params = doc.paths["/api/events"].get.parameters.map((p: Json) => p.name).sort();
-  assert.deepEqual(params, ["command", "limit", "pid", "since", "type", "until"]);
+  assert.deepEqual(params, [
+    "cgroup",
+    "command",
+    "container",
+    "container_runtime",
+    "destination",
+    "family",
+    "limit",
+    "pid",
+    "port",
+    "protocol",
+    "since",
+    "source",
+    "type",
+    "uid",
+    "unit",
+    "until",
+  ]);
   assert.ok(doc.components.schemas.ConnectionEvent);
   assert.ok(doc.components.schemas.ConnectionSummary);
 });

@@ -10,6 +10,7 @@ import { VERSION } from "../version.ts";
 import { goDuration } from "./compat_shapes.ts";
 import { errorContent } from "./errors.ts";
 import { KernelInfo } from "./routes_capabilities.ts";
+import { FilterEcho, filterParams, unionFields, whereOf } from "./filters.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
 import { type AppContext, listEvents } from "./service.ts";
 
@@ -159,6 +160,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
   }
 
   const names = [...programs.keys()];
+  const fields = unionFields(programs.values());
   const EventsQuery = z.object({
     type: typeList(names),
     pid,
@@ -166,6 +168,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     since,
     until,
     limit,
+    ...filterParams(fields),
   }).strict().superRefine(checkWindow);
 
   const AnyEvent = z.union(
@@ -179,6 +182,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
       operationId: "listEvents",
       tags: ["events"],
       summary: "Recent events of every program, newest first",
+      description:
+        "The field filters are those of the programs' own event routes; a program whose events lack a field given here (packet_drop has no uid) contributes none.",
       request: { query: EventsQuery },
       responses: {
         200: {
@@ -189,6 +194,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
                 count: z.number().int(),
                 limit: z.number().int(),
                 truncated: z.boolean().openapi({ description: "more events matched than limit" }),
+                filter: FilterEcho,
                 events: z.array(AnyEvent),
               }).openapi("EventList"),
             },
@@ -200,7 +206,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     (c) => {
       const q = c.req.valid("query");
       const types = q.type ? q.type.split(",") : names;
-      return c.json(listEvents(ctx, types, q), 200);
+      return c.json(listEvents(ctx, types, { ...q, where: whereOf(q, fields) }), 200);
     },
   );
 }

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { compileWhere, type Where } from "../programs/filter.ts";
 import type { Program } from "../programs/program.ts";
 import type { EventTable } from "../store/mod.ts";
 import type { AppContext } from "./service.ts";
@@ -21,12 +22,16 @@ export interface StreamFilter {
   types: string[];
   pid?: number;
   command?: string;
+  /** Field filters (a program without one of its fields sends nothing). */
+  where?: Where;
 }
 
 interface Client {
   filter: StreamFilter;
   controller: ReadableStreamDefaultController<Uint8Array>;
   cursors: Map<string, number>;
+  /** Compiled field filters per table, with the columns they were compiled over. */
+  matches: Map<string, { cols: unknown; match: ((slot: number) => boolean) | null }>;
   missed: number;
   missedSent: number;
   lastWrite: number;
@@ -64,7 +69,15 @@ export class StreamHub {
         for (const name of filter.types) {
           cursors.set(name, this.#ctx.store.get(name)?.appended ?? 0);
         }
-        client = { filter, controller, cursors, missed: 0, missedSent: 0, lastWrite: Date.now() };
+        client = {
+          filter,
+          controller,
+          cursors,
+          matches: new Map(),
+          missed: 0,
+          missedSent: 0,
+          lastWrite: Date.now(),
+        };
         controller.enqueue(
           encoder.encode(`: ebpf-server event stream (${filter.types.join(",")})\n\n`),
         );
@@ -109,6 +122,13 @@ export class StreamHub {
       const table = store.get(name);
       if (!table || table.appended === cursor) continue;
       const program = programs.get(name)!;
+      let compiled = client.matches.get(name);
+      if (!compiled || compiled.cols !== table.cols) {
+        // the columns move once (to the table's full size): compile again over the new ones
+        const match = compileWhere(program.filters, table, store, filter.where);
+        client.matches.set(name, compiled = { cols: table.cols, match });
+      }
+      const match = compiled.match;
       const first = table.appended - table.length; // oldest row still held
       let seq = cursor;
       if (seq < first) {
@@ -119,6 +139,7 @@ export class StreamHub {
         const slot = table.slot(seq - first);
         if (filter.pid !== undefined && table.cols.pid[slot] !== filter.pid) continue;
         if (filter.command !== undefined && table.cols.comm[slot] !== comm) continue;
+        if (match !== null && !match(slot)) continue;
         if ((controller.desiredSize ?? 0) <= 0) {
           this.#skip(client, 1);
           continue;
