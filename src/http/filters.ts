@@ -18,9 +18,16 @@ import {
 
 /** The query parameter of one field. */
 function param(name: string, field: FilterField) {
-  return z.string().optional()
+  return z.union([z.string(), z.array(z.string())]).optional()
     .transform((text, ctx): ParsedParam | undefined => {
       if (text === undefined) return undefined;
+      if (Array.isArray(text)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "is given more than once: give one comma list (a,b matches any of them)",
+        });
+        return z.NEVER;
+      }
       try {
         return parseParam(field, text);
       } catch (err) {
