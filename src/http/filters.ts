@@ -38,7 +38,7 @@ function param(name: string, field: FilterField) {
     .openapi({
       type: "string",
       description:
-        `only events whose ${field.description}. A comma list matches any of its values; a value starting with ! excludes (at most ${MAX_VALUES} values)`,
+        `Filter by ${field.description}. A comma list matches any of its values, a value starting with ! excludes it (at most ${MAX_VALUES} values); different parameters must all hold.`,
       example: field.example,
       param: { name, in: "query" },
     });

@@ -16,6 +16,7 @@ import { VERSION } from "../version.ts";
 import { COMPAT_SHAPES, compatListOf, type CompatShape, compatSummaryOf } from "./compat_shapes.ts";
 import { documentOf } from "./docs.ts";
 import { errorContent } from "./errors.ts";
+import { filterParams, whereOf } from "./filters.ts";
 import {
   anyCommand,
   anyPid,
@@ -136,11 +137,13 @@ function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, pa
     description: `${name} summary, in the original's shape and with this project's fields`,
     content: { "application/json": { schema: shape.summarySchema } },
   };
+  const fields = ctx.programs.get(name)?.filters;
   const respond = (c: Context, query: z.infer<typeof SummaryQuery>) => {
     const now = (ctx.now ?? Date.now)();
-    const native = summarize(ctx, name, { ...filters(query) });
+    const native = summarize(ctx, name, { ...filters(query), where: whereOf(query, fields) });
     return c.json(compatSummaryOf(shape, native, { now }), 200);
   };
+  const Query = SummaryQuery.safeExtend({ ...filterParams(fields) });
   for (const [i, path] of paths.entries()) {
     const alias = i === 0 ? "" : ` (an alias of ${paths[0]})`;
     app.openapi(
@@ -151,7 +154,8 @@ function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, pa
         tags: [COMPAT_TAG],
         summary:
           `Summary of ${name} events, the original's count beside /api/programs/${name}/summary's fields${alias}`,
-        request: { query: SummaryQuery },
+        description: `Takes the filters of /api/programs/${name}/summary too.`,
+        request: { query: Query },
         responses: { 200: answer, 400: errorContent("invalid parameter") },
       }),
       (c) => respond(c, c.req.valid("query")),
@@ -181,11 +185,13 @@ function listRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, path:
     description: `${name} events by pid (the original's shape) and in one list`,
     content: { "application/json": { schema: shape.listSchema } },
   };
+  const fields = ctx.programs.get(name)?.filters;
   const respond = (c: Context, query: z.infer<typeof ListQuery>) => {
     const now = (ctx.now ?? Date.now)();
-    const list = listEvents(ctx, [name], filters(query));
+    const list = listEvents(ctx, [name], { ...filters(query), where: whereOf(query, fields) });
     return c.json(compatListOf(shape, list, { now }), 200);
   };
+  const Query = ListQuery.safeExtend({ ...filterParams(fields) });
   app.openapi(
     createRoute({
       method: "get",
@@ -193,7 +199,8 @@ function listRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, path:
       operationId: operationId("get", path),
       tags: [COMPAT_TAG],
       summary: `Recent ${name} events by process id, newest first`,
-      request: { query: ListQuery },
+      description: `Takes the filters of /api/programs/${name}/events too.`,
+      request: { query: Query },
       responses: { 200: answer, 400: errorContent("invalid parameter") },
     }),
     (c) => respond(c, c.req.valid("query")),
