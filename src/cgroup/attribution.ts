@@ -63,6 +63,11 @@ export class Attributions {
   #byCgroup = new Map<number, number>();
   #lastCgroup = -1;
   #lastId = 0;
+  /** The one before the last (rows of two cgroups interleave). */
+  #prevCgroup = -1;
+  #prevId = 0;
+  #counts = new Float64Array(256);
+  #touched: number[] = [];
 
   constructor(cache: CgroupCache) {
     this.cache = cache;
@@ -76,7 +81,9 @@ export class Attributions {
   /** The attribution id of cgroup `cgroupId` now (0 when it cannot be resolved). */
   idOf(cgroupId: number): number {
     if (cgroupId === this.#lastCgroup) return this.#lastId;
-    let id = this.#byCgroup.get(cgroupId);
+    let id: number | undefined;
+    if (cgroupId === this.#prevCgroup) id = this.#prevId;
+    else id = this.#byCgroup.get(cgroupId);
     if (id === undefined) {
       const path = cgroupId === 0 ? null : this.cache.path(cgroupId);
       if (path === null) return 0; // not remembered: a later scan may find it
@@ -86,6 +93,8 @@ export class Attributions {
       this.cgroupIds.push(cgroupId);
       this.#byCgroup.set(cgroupId, id);
     }
+    this.#prevCgroup = this.#lastCgroup;
+    this.#prevId = this.#lastId;
     this.#lastCgroup = cgroupId;
     this.#lastId = id;
     return id;
@@ -102,17 +111,34 @@ export class Attributions {
     range: { from: number; to: number; tally?: Map<number, number> },
   ): void {
     const { from, to, tally } = range;
-    let run = -1, start = from;
-    for (let s = from; s < to; s++) {
-      const id = this.idOf(cgroups[s]);
-      attr[s] = id;
-      if (id !== run) {
-        if (tally && run >= 0) tally.set(run, (tally.get(run) ?? 0) + s - start);
-        run = id;
-        start = s;
+    // counts by id gather in an array (ids are dense) and go into the Map once per call
+    let counts = this.#counts;
+    const touched = this.#touched;
+    for (let s = from; s < to;) {
+      const cgroup = cgroups[s];
+      const id = this.idOf(cgroup);
+      let end = s + 1;
+      while (end < to && cgroups[end] === cgroup) end++;
+      if (end - s > 8) attr.fill(id, s, end);
+      else for (let i = s; i < end; i++) attr[i] = id;
+      if (tally) {
+        if (id >= counts.length) {
+          const grown = new Float64Array(Math.max(2 * counts.length, id + 1));
+          grown.set(counts);
+          counts = this.#counts = grown;
+        }
+        if (counts[id] === 0) touched.push(id);
+        counts[id] += end - s;
       }
+      s = end;
     }
-    if (tally && run >= 0) tally.set(run, (tally.get(run) ?? 0) + to - start);
+    if (tally) {
+      for (const id of touched) {
+        tally.set(id, (tally.get(id) ?? 0) + counts[id]);
+        counts[id] = 0;
+      }
+      touched.length = 0;
+    }
   }
 
   /** The JSON fields of attribution id `id`. */
