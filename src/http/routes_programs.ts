@@ -197,7 +197,12 @@ export function topRoute(
         }),
       }
       : {}),
-  }).catchall(z.unknown()).openapi({
+  }).catchall(
+    z.union([z.string().nullable(), z.number().nullable()]).openapi({
+      description: "the value of a `by` field: a string, a number, or null",
+      anyOf: [{ type: "string", nullable: true }, { type: "number", nullable: true }],
+    }),
+  ).openapi({
     description: "one group: the value of each `by` field, its count (and failures)",
   });
   app.openapi(
