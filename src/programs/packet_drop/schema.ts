@@ -69,11 +69,11 @@ const Counts = z.record(z.string(), Count);
 export const PacketDropSummary = SummaryBase.extend({
   total_drops: Count.openapi({
     description:
-      "drops in the window: exact kernel counts without pid/command filters, else events",
+      "drops in the window: exact kernel counts without filters (pid, command or field filters), else events",
   }),
   counts_source: z.enum(["kernel", "events"]).openapi({
     description:
-      "kernel: by_reason/by_location are the in-kernel counters (exact even when events were lost); events: counted from stored events (a pid or command filter was given)",
+      "kernel: by_reason/by_location are the in-kernel counters (exact even when events were lost); events: counted from stored events (a pid, command or field filter was given)",
   }),
   events_in_window: Count.openapi({ description: "drop events stored for the window" }),
   by_reason: Counts.openapi({
