@@ -134,3 +134,24 @@ Deno.test("attributions: one id per cgroup, fields from its path, 0 when not kno
     by_container: { none: 3, [ID]: 3 },
   });
 });
+
+Deno.test("attributions: fill sets every row and counts each id's rows once per call", () => {
+  const cache = new CgroupCache({ root: null });
+  for (let id = 1; id <= 300; id++) cache.created(id, `/system.slice/s${id}.service`);
+  const a = attributionOf(new Store(10), cache);
+  const cgroups = new Float64Array(2000);
+  for (let i = 0; i < cgroups.length; i++) cgroups[i] = i < 500 ? 7 : 1 + (i * 7919) % 300;
+  const attr = new Uint32Array(cgroups.length);
+  const tally = new Map<number, number>([[a.idOf(7), 5]]);
+  a.fill(cgroups, attr, { from: 100, to: 2000, tally });
+  const want = new Map<number, number>([[a.idOf(7), 5]]);
+  for (let i = 100; i < 2000; i++) {
+    assert.equal(attr[i], a.idOf(cgroups[i]), `row ${i}`);
+    want.set(attr[i], (want.get(attr[i]) ?? 0) + 1);
+  }
+  assert.equal(attr[99], 0, "rows outside the range are left alone");
+  assert.deepEqual(
+    new Map([...tally].sort((x, y) => x[0] - y[0])),
+    new Map([...want].sort((x, y) => x[0] - y[0])),
+  );
+});
