@@ -161,6 +161,7 @@ int packet_drop(struct trace_event_raw_kfree_skb *ctx)
 	e->location = location;
 	e->reason = reason;
 	e->pid = pid_tgid >> 32;
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	e->len = BPF_CORE_READ(skb, len);

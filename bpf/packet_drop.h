@@ -9,6 +9,7 @@ struct packet_drop_event {
 	__u64 ts_ns;           /* CLOCK_BOOTTIME of the drop */
 	__u64 location;        /* kernel address that dropped it */
 	__u64 owner_cgroup_id; /* cgroup of the socket's owner, if known */
+	__u64 cgroup_id;       /* cgroup v2 id of the task in whose context the drop happened */
 	__u32 reason;          /* enum skb_drop_reason of the running kernel, or DROP_REASON_UNKNOWN */
 	__u32 pid;             /* task in whose context the drop happened (0: idle/softirq) */
 	__u32 owner_pid;       /* process that owns the packet's socket, 0 if unknown */

@@ -52,7 +52,13 @@ Deno.test({
     await t.step("the kernel: release and BTF", () => {
       assert.equal(caps.kernel.release, Deno.osRelease());
       assert.equal(caps.kernel.btf, "/sys/kernel/btf/vmlinux");
-      assert.deepEqual([...byName.keys()], ["connection", "packet_drop", "tcp_life", "dns"]);
+      assert.deepEqual([...byName.keys()], [
+        "cgroup",
+        "connection",
+        "packet_drop",
+        "tcp_life",
+        "dns",
+      ]);
     });
 
     await t.step("every program running, every hook attached (iterators run on demand)", () => {
@@ -69,6 +75,11 @@ Deno.test({
           }
         }
       }
+      const cgroup = byName.get("cgroup")!;
+      assert.deepEqual(
+        cgroup.hooks.map((h) => [h.attach, h.optional]),
+        [["tracepoint/cgroup/cgroup_mkdir", true], ["tracepoint/cgroup/cgroup_rmdir", true]],
+      );
       const life = byName.get("tcp_life")!;
       const reset = life.hooks.find((h) => h.program === "tcp_life_send_reset");
       assert.equal(reset?.attach, "tracepoint/tcp/tcp_send_reset");

@@ -96,6 +96,16 @@ async function traffic(): Promise<Deno.ChildProcess> {
 interface Operation {
   method: string;
   path: string;
+  /** Its required query parameters with their documented examples (`by=destination`), or "". */
+  required: string;
+}
+
+interface Param {
+  name: string;
+  in: string;
+  required?: boolean;
+  example?: unknown;
+  schema?: { example?: unknown };
 }
 
 /** Every operation of the server's OpenAPI document, path parameters filled with each program. */
@@ -107,9 +117,15 @@ async function operations(server: ServerHandle): Promise<Operation[]> {
     .map((p) => p.name);
   const ops: Operation[] = [];
   for (const [path, methods] of Object.entries(doc.paths)) {
-    for (const method of Object.keys(methods)) {
+    for (const [method, op] of Object.entries(methods)) {
+      // a required query parameter (the top routes' by) takes its documented example
+      const params = ((op as { parameters?: Param[] }).parameters ?? [])
+        .filter((p) => p.in === "query" && p.required);
+      const required = params.map((p) =>
+        `${p.name}=${encodeURIComponent(String(p.example ?? p.schema?.example ?? ""))}`
+      ).join("&");
       const paths = path.includes("{name}") ? names.map((n) => path.replace("{name}", n)) : [path];
-      for (const p of paths) ops.push({ method: method.toUpperCase(), path: p });
+      for (const p of paths) ops.push({ method: method.toUpperCase(), path: p, required });
     }
   }
   return ops;
@@ -124,14 +140,15 @@ async function scan(server: ServerHandle): Promise<string[]> {
   const ops = (await operations(server)).sort((a, b) => rank(a) - rank(b));
   assert.ok(ops.length >= 20, `operations: ${ops.length}`);
   let stream = false;
-  for (const { method, path } of ops) {
+  for (const { method, path, required } of ops) {
     const where = `${method} ${path}`;
     if (path === "/api/events/stream") {
       stream = true;
       continue;
     }
     const list = /\/events$|\/list-/.test(path);
-    const query = list && method === "GET" ? "?limit=10000" : "";
+    const query = "?" + [list && method === "GET" ? "limit=10000" : "", required]
+      .filter(Boolean).join("&");
     const res = await fetch(server.url + path + query, {
       method,
       headers: method === "POST" ? { "content-type": "application/json" } : {},

@@ -47,7 +47,7 @@ const VARYING = new Set([
   "drop_reason_code",
 ]);
 
-const EVENT_TYPES = new Set(["connection", "packet_drop", "tcp_life", "dns"]);
+const EVENT_TYPES = new Set(["cgroup", "connection", "packet_drop", "tcp_life", "dns"]);
 
 interface Block {
   lang: string;

@@ -538,7 +538,24 @@ Deno.test("GET /openapi.json documents each program's events and summary", async
     }
   }
   const params = doc.paths["/api/events"].get.parameters.map((p: Json) => p.name).sort();
-  assert.deepEqual(params, ["command", "limit", "pid", "since", "type", "until"]);
+  assert.deepEqual(params, [
+    "cgroup",
+    "command",
+    "container",
+    "container_runtime",
+    "destination",
+    "family",
+    "limit",
+    "pid",
+    "port",
+    "protocol",
+    "since",
+    "source",
+    "type",
+    "uid",
+    "unit",
+    "until",
+  ]);
   assert.ok(doc.components.schemas.ConnectionEvent);
   assert.ok(doc.components.schemas.ConnectionSummary);
 });
@@ -818,4 +835,68 @@ Deno.test("a program named twice in type= counts once (issue 13: every event cam
   const stream = await app.request("/api/events/stream?type=connection,connection");
   assert.equal(stream.status, 200);
   await stream.body?.cancel();
+});
+
+// ---- field filters and top-k, in process -------------------------------------------------------
+
+Deno.test("field filters on native and compatibility lists and summaries, echoed", async () => {
+  const { app } = setup();
+  const refused = await ok(app, "/api/programs/connection/events?result=ECONNREFUSED");
+  assert.deepEqual(refused.events.map((e: Json) => [e.pid, e.result]), [[100, "ECONNREFUSED"]]);
+  assert.deepEqual(refused.filter, { result: ["ECONNREFUSED"] });
+  const ten = await ok(app, "/api/programs/connection/events?destination=10.0.0.1/8,!10.9.9.9");
+  assert.deepEqual(ten.filter, { destination: ["10.0.0.0/8", "!10.9.9.9"] });
+  assert.ok(ten.events.length > 0);
+  assert.ok(
+    ten.events.every((e: Json) =>
+      /^10\./.test(e.destination_ip) && e.destination_ip !== "10.9.9.9"
+    ),
+  );
+  const compat = await ok(app, "/api/list-connections?port=8443&result=!ok");
+  assert.deepEqual(compat.connections.map((e: Json) => e.destination), ["10.1.2.3:8443"]);
+  const summary = await ok(app, "/api/connection-summary?family=ipv6&duration=604800");
+  assert.equal(summary.total_attempts, 1);
+  assert.deepEqual(summary.filter, { family: ["ipv6"] });
+  await bad(app, "/api/list-connections?result=nope", "'result'");
+  await bad(app, "/api/connection-summary?port=99999", "'port'");
+  await bad(app, "/api/programs/connection/summary?destination=x", "'destination'");
+});
+
+Deno.test("GET /api/programs/{name}/top counts groups exactly, with failures", async () => {
+  const { app } = setup();
+  const top = await ok(app, "/api/programs/connection/top?by=destination&duration=604800&limit=2");
+  const counts = new Map<string, { count: number; failed: number }>();
+  for (const e of CONNECTS) {
+    if (tsOf(e) < Date.now() - 604800_000) continue;
+    const dest = e.unixPath ?? (e.addr!.length === 4 ? `${e.addr!.join(".")}:${e.port}` : null);
+    if (dest === null) continue;
+    const g = counts.get(dest) ?? { count: 0, failed: 0 };
+    g.count++;
+    if (e.ret !== 0 && e.ret !== -115) g.failed++;
+    counts.set(dest, g);
+  }
+  assert.deepEqual(top.groups[0], { destination: "10.1.2.3:8443", ...counts.get("10.1.2.3:8443") });
+  assert.equal(top.groups.length, 2);
+  assert.equal(
+    top.total,
+    top.groups.reduce((n: number, g: Json) => n + g.count, 0) + top.other_count,
+  );
+  await bad(app, "/api/programs/connection/top?by=reason", "'by'");
+  await bad(app, "/api/programs/connection/top", "'by'");
+  await bad(app, "/api/programs/connection/top?by=unit&limit=0", "'limit'");
+  const doc = await ok(app, "/openapi.json");
+  for (const name of programs.keys()) {
+    const get = doc.paths[`/api/programs/${name}/top`]?.get;
+    assert.ok(get, `/api/programs/${name}/top is documented`);
+    const by = get.parameters.find((p: Json) => p.name === "by");
+    assert.ok(by.required && by.schema.example, `${name}: by is required, with an example`);
+    for (const p of doc.paths[`/api/programs/${name}/events`].get.parameters) {
+      if (!["pid", "command", "since", "until", "limit"].includes(p.name)) {
+        assert.ok(
+          p.example !== undefined || p.schema?.example !== undefined,
+          `${name} ${p.name} has an example`,
+        );
+      }
+    }
+  }
 });

@@ -16,6 +16,7 @@ import { VERSION } from "../version.ts";
 import { COMPAT_SHAPES, compatListOf, type CompatShape, compatSummaryOf } from "./compat_shapes.ts";
 import { documentOf } from "./docs.ts";
 import { errorContent } from "./errors.ts";
+import { filterParams, whereOf } from "./filters.ts";
 import {
   anyCommand,
   anyPid,
@@ -140,11 +141,16 @@ function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, pa
     description: `${name} summary, in the original's shape and with this project's fields`,
     content: { "application/json": { schema: shape.summarySchema } },
   };
+  const fields = ctx.programs.get(name)?.filters;
   const respond = async (c: Context, query: z.infer<typeof SummaryQuery>) => {
     const now = (ctx.now ?? Date.now)();
-    const native = await summarize(ctx, name, { ...filters(query) });
+    const native = await summarize(ctx, name, {
+      ...filters(query),
+      where: whereOf(query, fields),
+    });
     return c.json(compatSummaryOf(shape, native, { now }), 200);
   };
+  const Query = SummaryQuery.safeExtend({ ...filterParams(fields) });
   for (const [i, path] of paths.entries()) {
     const alias = i === 0 ? "" : ` (an alias of ${paths[0]})`;
     app.openapi(
@@ -155,7 +161,8 @@ function summaryRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, pa
         tags: [COMPAT_TAG],
         summary:
           `Summary of ${name} events, the original's count beside /api/programs/${name}/summary's fields${alias}`,
-        request: { query: SummaryQuery },
+        description: `Takes the filters of /api/programs/${name}/summary too.`,
+        request: { query: Query },
         responses: { 200: answer, 400: errorContent("invalid parameter") },
       }),
       (c) => respond(c, c.req.valid("query")),
@@ -185,12 +192,17 @@ function listRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, path:
     description: `${name} events by pid (the original's shape) and in one list`,
     content: { "application/json": { schema: shape.listSchema } },
   };
-  const respond = async (c: Context, query: z.infer<typeof ListQuery>) => {
+  const fields = ctx.programs.get(name)?.filters;
+  const respond = async (_c: Context, query: z.infer<typeof ListQuery>) => {
     const now = (ctx.now ?? Date.now)();
-    const list = await listEvents(ctx, [name], filters(query));
+    const list = await listEvents(ctx, [name], {
+      ...filters(query),
+      where: whereOf(query, fields),
+    });
     // 10,000 events are listed twice (by pid and flat): in slices, as the native lists are
     return jsonChunks(await jsonSliced(await compatListOf(shape, list, { now })));
   };
+  const Query = ListQuery.safeExtend({ ...filterParams(fields) });
   app.openapi(
     createRoute({
       method: "get",
@@ -198,7 +210,8 @@ function listRoutes(app: OpenAPIHono, ctx: AppContext, shape: CompatShape, path:
       operationId: operationId("get", path),
       tags: [COMPAT_TAG],
       summary: `Recent ${name} events by process id, newest first`,
-      request: { query: ListQuery },
+      description: `Takes the filters of /api/programs/${name}/events too.`,
+      request: { query: Query },
       responses: { 200: answer, 400: errorContent("invalid parameter") },
     }),
     (c) => respond(c, c.req.valid("query")),

@@ -11,6 +11,7 @@ import { goDuration } from "./compat_shapes.ts";
 import { SecurityStatus } from "./access.ts";
 import { errorContent } from "./errors.ts";
 import { KernelInfo } from "./routes_capabilities.ts";
+import { FilterEcho, filterParams, unionFields, whereOf } from "./filters.ts";
 import { checkWindow, command, limit, pid, since, typeList, until } from "./params.ts";
 import { type AppContext, jsonChunks, listEventsJson } from "./service.ts";
 
@@ -172,6 +173,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
   }
 
   const names = [...programs.keys()];
+  const fields = unionFields(programs.values());
   const EventsQuery = z.object({
     type: typeList(names),
     pid,
@@ -179,6 +181,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     since,
     until,
     limit,
+    ...filterParams(fields),
   }).strict().superRefine(checkWindow);
 
   const AnyEvent = z.union(
@@ -192,6 +195,8 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
       operationId: "listEvents",
       tags: ["events"],
       summary: "Recent events of every program, newest first",
+      description:
+        "The field filters are those of the programs' own event routes; a program whose events lack a field given here (packet_drop has no uid) contributes none.",
       request: { query: EventsQuery },
       responses: {
         200: {
@@ -202,6 +207,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
                 count: z.number().int(),
                 limit: z.number().int(),
                 truncated: z.boolean().openapi({ description: "more events matched than limit" }),
+                filter: FilterEcho,
                 events: z.array(AnyEvent),
               }).openapi("EventList"),
             },
@@ -213,7 +219,7 @@ export function coreRoutes(app: OpenAPIHono, ctx: AppContext): void {
     async (c) => {
       const q = c.req.valid("query");
       const types = q.type ? q.type.split(",") : names;
-      return jsonChunks(await listEventsJson(ctx, types, q));
+      return jsonChunks(await listEventsJson(ctx, types, { ...q, where: whereOf(q, fields) }));
     },
   );
 }

@@ -11,6 +11,8 @@ import { type MetricFamily, renderMetrics } from "../metrics/exposition.ts";
 import { LabelCap } from "../metrics/label_cap.ts";
 import { errorContent } from "./errors.ts";
 import { httpFamilies } from "./http_metrics.ts";
+import { unitFamily } from "../programs/metrics.ts";
+import { filterParams, unionFields, whereOf } from "./filters.ts";
 import { command, pid, typeList } from "./params.ts";
 import type { AppContext } from "./service.ts";
 import { StreamHub } from "./stream.ts";
@@ -145,13 +147,16 @@ export function liveRoutes(app: OpenAPIHono, ctx: AppContext): void {
         if (!cap) caps.set(program.name, cap = new LabelCap(ctx.metricsTopCommands ?? 20));
         families.push(...program.metrics(ctx.store, cap));
       }
+      families.push(unitFamily(ctx.store, names, ctx.metricsTopCommands ?? 20));
       return c.text(renderMetrics(families), 200, {
         "content-type": "text/plain; version=0.0.4; charset=utf-8",
       });
     },
   );
 
-  const StreamQuery = z.object({ type: typeList(names), pid, command }).strict();
+  const fields = unionFields(ctx.programs.values());
+  const StreamQuery = z.object({ type: typeList(names), pid, command, ...filterParams(fields) })
+    .strict();
   app.openapi(
     createRoute({
       method: "get",
@@ -174,7 +179,12 @@ export function liveRoutes(app: OpenAPIHono, ctx: AppContext): void {
     (c) => {
       const q = c.req.valid("query");
       const body = hub.open(
-        { types: q.type ? q.type.split(",") : names, pid: q.pid, command: q.command },
+        {
+          types: q.type ? q.type.split(",") : names,
+          pid: q.pid,
+          command: q.command,
+          where: whereOf(q, fields),
+        },
         c.req.raw.signal,
       );
       if (!body) {

@@ -7,9 +7,17 @@
 import type { ProgramManager } from "../programs/manager.ts";
 import type { HttpCounters } from "../server/listen.ts";
 import type { Access } from "./access.ts";
+import { compileWhere, topGroups, type Where } from "../programs/filter.ts";
 import type { Program } from "../programs/program.ts";
-import { type EventFilter, isoMicros, newestSeqs, slotOfSeq } from "../programs/query.ts";
+import {
+  type EventFilter,
+  forEachRowSliced,
+  isoMicros,
+  newestSeqs,
+  slotOfSeq,
+} from "../programs/query.ts";
 import type { Store } from "../store/mod.ts";
+import { filterEcho } from "./filters.ts";
 import { type Gate, TimeSlice } from "./heavy.ts";
 import { DEFAULT_DURATION, DEFAULT_LIMIT } from "./params.ts";
 
@@ -106,23 +114,26 @@ export interface AppContext {
 
 /**
  * The newest events of the given programs that match, merged newest first. Long scans and the
- * JSON of many events are cut into slices that give the event loop back (see heavy.ts).
+ * JSON of many events are cut into slices that give the event loop back (see heavy.ts). A
+ * program without a field of `where` has no event that matches.
  */
 export async function listEvents(
   ctx: AppContext,
   names: readonly string[],
-  filter: EventFilter & { limit?: number },
+  filter: EventFilter & { limit?: number; where?: Where },
 ) {
   ctx.manager.refresh();
   const limit = filter.limit ?? DEFAULT_LIMIT;
   const slice = new TimeSlice();
   const picked: { ts: number; program: Program; seq: number }[] = [];
   let truncated = false;
+  const where = filter.where ?? new Map();
   for (const name of names) {
     const program = ctx.programs.get(name)!;
     const table = ctx.store.get(name);
     if (!table) continue;
-    const seqs = await newestSeqs(table, ctx.store, filter, limit + 1, slice);
+    const match = compileWhere(program.filters, table, ctx.store, where);
+    const seqs = await newestSeqs(table, ctx.store, { ...filter, match }, limit + 1, slice);
     if (seqs.length > limit) truncated = true;
     for (const seq of seqs.slice(0, limit)) {
       const slot = slotOfSeq(table, seq);
@@ -139,7 +150,7 @@ export async function listEvents(
     events.push(program.toJson(table, slot, ctx.store));
     if (slice.due()) await slice.next();
   }
-  return { count: events.length, limit, truncated, events };
+  return { count: events.length, limit, truncated, filter: filterEcho(filter, where), events };
 }
 
 /**
@@ -151,7 +162,7 @@ export async function listEvents(
 export async function listEventsJson(
   ctx: AppContext,
   names: readonly string[],
-  filter: EventFilter & { limit?: number },
+  filter: EventFilter & { limit?: number; where?: Where },
   listKey = "events",
 ): Promise<Uint8Array[]> {
   const { events, ...rest } = await listEvents(ctx, names, filter);
@@ -180,7 +191,13 @@ export async function listEventsJson(
 export async function summarize(
   ctx: AppContext,
   name: string,
-  query: { pid?: number; command?: string; duration?: number; duration_seconds?: number },
+  query: {
+    pid?: number;
+    command?: string;
+    duration?: number;
+    duration_seconds?: number;
+    where?: Where;
+  },
 ) {
   const program = ctx.programs.get(name)!;
   const table = ctx.store.get(name)!;
@@ -189,16 +206,14 @@ export async function summarize(
   const until = (ctx.now ?? Date.now)();
   const since = until - duration * 1000;
   const status = ctx.manager.status(name);
-  const filter = { pid: query.pid, command: query.command, since, until };
+  const where = query.where ?? new Map();
+  const match = compileWhere(program.filters, table, ctx.store, where);
+  const filter = { pid: query.pid, command: query.command, since, until, match };
   const counters = ctx.store.counters(name);
   const body = program.summarizeSliced
     ? await program.summarizeSliced(table, filter, ctx.store, new TimeSlice())
     : program.summarize(table, filter, ctx.store);
-  const because: ("not_running" | "evicted")[] = [];
-  if (!ctx.manager.ranThrough(name, since, until)) because.push("not_running");
-  if (!(ctx.store.lastEvictedTs(name) < since && counters.completeSince(since))) {
-    because.push("evicted");
-  }
+  const because = incompleteBecause(ctx, name, since, until);
   return {
     program: name,
     since: isoMicros(since),
@@ -206,11 +221,83 @@ export async function summarize(
     duration_seconds: duration,
     pid: query.pid ?? null,
     command: query.command ?? null,
+    filter: filterEcho(query, where),
     window_complete: because.length === 0,
     window_incomplete_because: because,
     events_lost: counters.sumBetween(since, until).get("lost") ?? 0,
     events_lost_total: status.lost,
     events_evicted_total: status.evicted,
     ...body,
+  };
+}
+
+/**
+ * Why the window `[since, until]` of a program's events is not complete (empty when it is): the
+ * program did not watch all of it, or events or counter samples of it were already evicted.
+ */
+function windowFields(because: ("not_running" | "evicted")[]) {
+  return { window_complete: because.length === 0, window_incomplete_because: because };
+}
+
+function incompleteBecause(
+  ctx: AppContext,
+  name: string,
+  since: number,
+  until: number,
+): ("not_running" | "evicted")[] {
+  const because: ("not_running" | "evicted")[] = [];
+  if (!ctx.manager.ranThrough(name, since, until)) because.push("not_running");
+  if (!(ctx.store.lastEvictedTs(name) < since && ctx.store.counters(name).completeSince(since))) {
+    because.push("evicted");
+  }
+  return because;
+}
+
+/** Top-k of a program's events over the last `duration` seconds, grouped by `by`. */
+export async function topOf(
+  ctx: AppContext,
+  name: string,
+  query: {
+    by: string[];
+    pid?: number;
+    command?: string;
+    duration?: number;
+    limit?: number;
+    where?: Where;
+  },
+) {
+  const program = ctx.programs.get(name)!;
+  const table = ctx.store.get(name)!;
+  ctx.manager.refresh();
+  const duration = query.duration ?? DEFAULT_DURATION;
+  const until = (ctx.now ?? Date.now)();
+  const since = until - duration * 1000;
+  const where = query.where ?? new Map();
+  const match = compileWhere(program.filters, table, ctx.store, where);
+  const filter = { pid: query.pid, command: query.command, since, until, match };
+  const slice = new TimeSlice();
+  const result = await topGroups(table, ctx.store, {
+    by: query.by,
+    fields: program.groups ?? {},
+    limit: query.limit ?? 10,
+    forEach: (fn) => forEachRowSliced(table, ctx.store, filter, fn, slice),
+    failed: () => program.failed?.(table) ?? null,
+  });
+  return {
+    program: name,
+    by: query.by,
+    since: isoMicros(since),
+    until: isoMicros(until),
+    duration_seconds: duration,
+    filter: filterEcho(query, where),
+    ...windowFields(incompleteBecause(ctx, name, since, until)),
+    total: result.total,
+    groups: result.groups.map((g) => ({
+      ...g.key,
+      count: g.count,
+      ...(g.failed === undefined ? {} : { failed: g.failed }),
+    })),
+    other_groups: result.other_groups,
+    other_count: result.other_count,
   };
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { compileWhere, type Where } from "../programs/filter.ts";
 import { DEFAULT_MAX_STREAMS } from "./limits.ts";
 import type { AppContext } from "./service.ts";
 
@@ -22,12 +23,16 @@ export interface StreamFilter {
   types: string[];
   pid?: number;
   command?: string;
+  /** Field filters (a program without one of its fields sends nothing). */
+  where?: Where;
 }
 
 interface Client {
   filter: StreamFilter;
   controller: ReadableStreamDefaultController<Uint8Array>;
   cursors: Map<string, number>;
+  /** Compiled field filters per table, with the columns they were compiled over. */
+  matches: Map<string, { cols: unknown; match: ((slot: number) => boolean) | null }>;
   missed: number;
   missedSent: number;
   lastWrite: number;
@@ -83,7 +88,15 @@ export class StreamHub {
         for (const name of filter.types) {
           cursors.set(name, this.#ctx.store.get(name)?.appended ?? 0);
         }
-        client = { filter, controller, cursors, missed: 0, missedSent: 0, lastWrite: Date.now() };
+        client = {
+          filter,
+          controller,
+          cursors,
+          matches: new Map(),
+          missed: 0,
+          missedSent: 0,
+          lastWrite: Date.now(),
+        };
         controller.enqueue(
           encoder.encode(`: ebpf-server event stream (${filter.types.join(",")})\n\n`),
         );
@@ -144,6 +157,13 @@ export class StreamHub {
       const program = programs.get(name)!;
       let made = messages.get(name);
       if (!made) messages.set(name, made = new Map());
+      let compiled = client.matches.get(name);
+      if (!compiled || compiled.cols !== table.cols) {
+        // the columns move once (to the table's full size): compile again over the new ones
+        const match = compileWhere(program.filters, table, store, filter.where);
+        client.matches.set(name, compiled = { cols: table.cols, match });
+      }
+      const match = compiled.match;
       const first = table.appended - table.length; // oldest row still held
       let seq = cursor;
       if (seq < first) {
@@ -161,6 +181,7 @@ export class StreamHub {
         const slot = table.slot(seq - first);
         if (filter.pid !== undefined && table.cols.pid[slot] !== filter.pid) continue;
         if (filter.command !== undefined && table.cols.comm[slot] !== comm) continue;
+        if (match !== null && !match(slot)) continue;
         let message = made.get(seq);
         if (!message) {
           const json = JSON.stringify(program.toJson(table, slot, store));

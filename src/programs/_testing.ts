@@ -50,6 +50,7 @@ export function withSummaryBase(program: string, part: Record<string, unknown>) 
     duration_seconds: 1,
     pid: null,
     command: null,
+    filter: {},
     window_complete: true,
     window_incomplete_because: [],
     events_lost: 0,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { cgroup } from "./cgroup/mod.ts";
 import { connection } from "./connection/mod.ts";
 import { dns } from "./dns/mod.ts";
 import { packetDrop } from "./packet_drop/mod.ts";
@@ -28,8 +29,12 @@ export function registry(list: readonly Program[]): ReadonlyMap<string, Program>
   return byName;
 }
 
-/** Every program the server knows, in start order. */
+/**
+ * Every program the server knows, in start order (and drain order: `cgroup` first, so each drain
+ * knows the cgroups made before it resolves the other programs' events).
+ */
 export const programs: ReadonlyMap<string, Program> = registry([
+  cgroup,
   connection,
   packetDrop,
   tcpLife,

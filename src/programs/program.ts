@@ -13,6 +13,7 @@ import type { LabelCap } from "../metrics/label_cap.ts";
 import type { BpfObject, RingBuffer } from "../ffi/shim.ts";
 import type { ColumnSpec, EventTable, Store } from "../store/mod.ts";
 import type { KernelFeature } from "./capabilities.ts";
+import type { FilterField, GroupField } from "./filter.ts";
 import type { Slicer, SummaryQuery } from "./query.ts";
 
 /** Turns kernel CLOCK_BOOTTIME nanoseconds into Unix milliseconds. */
@@ -95,6 +96,15 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
   readonly optionalHooks?: Readonly<Record<string, readonly string[]>>;
   /** What it looks for in the kernel's BTF, and what it does without (`/api/capabilities`). */
   readonly kernelFeatures?: readonly KernelFeature[];
+  /**
+   * The filters its list, summary, stream and top routes take beyond pid, command and time
+   * (`unit`, `destination`, `result`, ...), each a test over its columns.
+   */
+  readonly filters?: Readonly<Record<string, FilterField>>;
+  /** What `GET /api/programs/<name>/top?by=` groups by. */
+  readonly groups?: Readonly<Record<string, GroupField>>;
+  /** Which rows are failures (top-k counts them per group), if the program has them. */
+  failed?(table: EventTable<S>): (slot: number) => boolean;
   /** Sets `const volatile` settings and map sizes before load (beyond those the manager sets). */
   configure?(obj: BpfObject, self: SelfInfo): void;
   /**

@@ -1,5 +1,6 @@
 /**
- * Filters shared by every program's events: time window (binary search), pid and command.
+ * Filters shared by every program's events: time window (binary search), pid and command, and
+ * a compiled test of the program's field filters (`filter.ts`).
  *
  * @module
  */
@@ -14,6 +15,8 @@ export interface EventFilter {
   since?: number;
   /** Unix ms, inclusive. */
   until?: number;
+  /** The field filters compiled for this table (`compileWhere` of filter.ts); null or absent: all. */
+  match?: ((slot: number) => boolean) | null;
 }
 
 /** A summary's window: always bounded. */
@@ -36,10 +39,16 @@ function matcher(
     comm = store.strings.find(filter.command);
     if (comm < 0) return null;
   }
-  if (pid !== undefined && comm >= 0) return (s) => pids[s] === pid && comms[s] === comm;
-  if (pid !== undefined) return (s) => pids[s] === pid;
-  if (comm >= 0) return (s) => comms[s] === comm;
-  return () => true;
+  const base = pid !== undefined && comm >= 0
+    ? (s: number) => pids[s] === pid && comms[s] === comm
+    : pid !== undefined
+    ? (s: number) => pids[s] === pid
+    : comm >= 0
+    ? (s: number) => comms[s] === comm
+    : null;
+  const match = filter.match ?? null;
+  if (base && match) return (s) => base(s) && match(s);
+  return base ?? match ?? (() => true);
 }
 
 /** The rows `[lo, hi)` inside the filter's time window. */
@@ -131,6 +140,43 @@ export function forEachRow(
     if (match(slot)) {
       fn(slot);
       n++;
+    }
+  }
+  return n;
+}
+
+/**
+ * {@linkcode forEachRow} in slices (see {@linkcode newestSeqs}): between two slices the event
+ * loop runs, so rows may be appended (those after the window's end at the start are not
+ * visited), evicted (skipped: they are gone, and counted as evicted), or the columns moved (the
+ * matcher is made again; `fn` reads its columns through the table).
+ */
+export async function forEachRowSliced(
+  table: EventTable,
+  store: Store,
+  filter: EventFilter,
+  fn: (slot: number) => void,
+  slicer: Slicer,
+): Promise<number> {
+  let match = matcher(table, store, filter);
+  if (!match) return 0;
+  const [lo, hi] = timeRange(table, filter);
+  const first = table.appended - table.length;
+  const end = first + hi;
+  let n = 0;
+  for (let seq = first + lo; seq < end; seq++) {
+    const slot = slotOfSeq(table, seq);
+    if (slot < 0) {
+      seq = Math.max(seq, table.appended - table.length - 1); // evicted meanwhile
+      continue;
+    }
+    if (match(slot)) {
+      fn(slot);
+      n++;
+    }
+    if (slicer.due()) {
+      await slicer.next();
+      match = matcher(table, store, filter)!;
     }
   }
   return n;

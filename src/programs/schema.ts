@@ -24,6 +24,11 @@ export const SummaryBase = z.object({
   duration_seconds: z.number().openapi({ description: "window length" }),
   pid: z.number().int().nullable().openapi({ description: "the pid filter, if any" }),
   command: z.string().nullable().openapi({ description: "the command filter, if any" }),
+  filter: z.record(z.string(), z.array(z.string())).openapi({
+    description:
+      "every filter applied (field filters in normal form, excluded values with their !; pid and command when given)",
+    example: { unit: ["nginx.service"], result: ["!ok"] },
+  }),
   window_complete: z.boolean().openapi({
     description:
       "false when the program did not watch the whole window (it started after the window began, or was stopped or failed inside it: see stopped_periods in /api/programs), or when events (or counter samples) of the window were already evicted from the store",

@@ -28,7 +28,7 @@ export KERNELS_DIR=${KERNELS_DIR:-$ROOT/build/kernels}
 # The default subset covers every program and every fallback in about a third of the time of all
 # of them (README.md has the numbers): the kernel probes (BTF, tracefs) and /api/capabilities,
 # each program's end-to-end test (with the fallbacks of 5.10 and 6.1; dns against dnsmasq in a
-# test namespace), the ring's wake-ups, and
+# test namespace), attribution to cgroups and the filters over it, the ring's wake-ups, and
 # the programs' stop/start and unload on exit. Left out by default (--tests all runs them):
 # metrics_test.ts and stream_test.ts, whose kernel side is the same as above and which take
 # 4-12 min per kernel under TCG, and the API and README tests (openapi, readme,
@@ -41,6 +41,8 @@ DEFAULT_TESTS=(
   tests/packet_drop_test.ts
   tests/tcp_life_test.ts
   tests/dns_test.ts
+  tests/attribution_test.ts
+  tests/filters_test.ts
   tests/drain_test.ts
   tests/server_test.ts
 )

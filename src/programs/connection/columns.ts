@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ATTRIBUTION_COLUMNS, attributionOf, unitTally } from "../../cgroup/mod.ts";
 import { shim } from "../../ffi/shim.ts";
 import { AF_UNIX } from "../../net/names.ts";
 import type { EventTable } from "../../store/mod.ts";
@@ -28,6 +29,7 @@ export const columns = {
   unix_path: "str",
   sock_lo: "u32",
   sock_hi: "u32",
+  ...ATTRIBUTION_COLUMNS,
 } as const;
 
 export type Columns = typeof columns;
@@ -92,6 +94,8 @@ export function columnWriter(
   const minRecordBytes = 8 + ((ipSize + 7) & ~7);
   const strings = store.strings;
   const tally = store.tally("connection");
+  const attrs = attributionOf(store);
+  const units = unitTally(store, "connection");
   const pointers = new BigUint64Array(WRITTEN.length);
   const runs = new Uint8Array(RUNS_CAP * RUN.size);
   const rv = new DataView(runs.buffer);
@@ -192,6 +196,11 @@ export function columnWriter(
         out,
       );
       finishRuns(slot, rows, out[0]);
+      attrs.fill(table.cols.cgroup, table.cols.attr as Uint32Array, {
+        from: slot,
+        to: slot + rows,
+        tally: units,
+      });
       store.commit(table as unknown as EventTable, rows);
       result.events += rows;
       if (out[1]) {

@@ -4,11 +4,29 @@
  * @module
  */
 
-import { familyName, protocolName, resultName, socketTypeName } from "../../net/names.ts";
+import { attributionOf } from "../../cgroup/mod.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNIX,
+  familyName,
+  protocolName,
+  resultName,
+  socketTypeName,
+} from "../../net/names.ts";
 import type { MetricFamily } from "../../metrics/exposition.ts";
 import type { LabelCap } from "../../metrics/label_cap.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { destinationName } from "../dns/mod.ts";
+import { codeField, ipField, numberField, portField, simpleGroup } from "../filter.ts";
+import {
+  commonFilters,
+  commonGroups,
+  familyParse,
+  PROTO_UNIX,
+  PROTO_UNKNOWN,
+  protocolParse,
+} from "../fields.ts";
 import { defineProgram } from "../program.ts";
 import { isoMicros, roundMicros } from "../query.ts";
 import { ConnectionEvent, ConnectionSummary } from "./schema.ts";
@@ -53,6 +71,7 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
     tid: c.tid[slot],
     uid: c.uid[slot],
     cgroup_id: c.cgroup[slot],
+    ...attributionOf(store).json(c.attr[slot]),
     address_family: familyName(family),
     protocol: protocolName(family, c.protocol[slot], sockType),
     protocol_number: c.protocol[slot],
@@ -72,6 +91,41 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
   };
 }
 
+const EINPROGRESS = -115;
+
+/** `result=` values: `ok` and errno names (ECONNREFUSED, EINPROGRESS, E42); codes are `-ret`. */
+function parseResult(text: string): { label: string; codes: number[] } {
+  if (text.toLowerCase() === "ok") return { label: "ok", codes: [0] };
+  const upper = text.toUpperCase();
+  const number = /^E([0-9]{1,4})$/.exec(upper);
+  if (number && Number(number[1]) < 4096) {
+    const errno = Number(number[1]);
+    return { label: resultName(-errno), codes: [errno] };
+  }
+  for (let errno = 1; errno < 4096; errno++) {
+    if (resultName(-errno) === upper) return { label: upper, codes: [errno] };
+  }
+  throw new TypeError(`'${text}' is not ok nor an errno name (ECONNREFUSED, EINPROGRESS, E113)`);
+}
+
+/** A row's protocol as the codes of `protocolParse`. */
+function protocolKey(cols: Record<string, ArrayLike<number>>) {
+  const family = cols.family, type = cols.sock_type, protocol = cols.protocol;
+  return (s: number) =>
+    type[s] === 0
+      ? PROTO_UNKNOWN
+      : family[s] === AF_UNIX
+      ? PROTO_UNIX
+      : family[s] === AF_INET || family[s] === AF_INET6
+      ? protocol[s]
+      : PROTO_UNKNOWN;
+}
+
+const ipVersion = (cols: Record<string, ArrayLike<number>>) => {
+  const family = cols.family;
+  return (s: number) => family[s] === AF_INET ? 4 : family[s] === AF_INET6 ? 6 : 0;
+};
+
 export const connection = defineProgram<Columns>({
   name: "connection",
   description:
@@ -80,6 +134,66 @@ export const connection = defineProgram<Columns>({
   eventSchema: ConnectionEvent,
   summarySchema: ConnectionSummary,
   batchDecoder: columnWriter,
+  filters: {
+    ...commonFilters(),
+    uid: numberField("the caller's uid", { column: "uid", max: 4294967295 }),
+    destination: ipField("the destination address", {
+      columns: ["addr"],
+      version: ipVersion,
+    }),
+    port: portField("the destination port", {
+      columns: ["port"],
+      valid: (cols) => {
+        const v = ipVersion(cols);
+        return (s) => v(s) !== 0;
+      },
+    }),
+    protocol: codeField("the socket's protocol (TCP, UDP, UNIX, ICMP, ...)", {
+      example: "TCP",
+      parse: protocolParse,
+      key: protocolKey,
+    }),
+    family: codeField("the destination's address family (AF_INET or ipv4, AF_INET6, AF_UNIX)", {
+      example: "ipv4",
+      parse: familyParse,
+      key: (cols) => (s) => cols.family[s],
+    }),
+    result: codeField(
+      "what connect() returned: ok, or an errno name (ECONNREFUSED, EINPROGRESS, ...)",
+      { example: "ECONNREFUSED", parse: parseResult, key: (cols) => (s) => -cols.ret[s] },
+    ),
+  },
+  groups: {
+    ...commonGroups(),
+    destination: simpleGroup(
+      "ip:port, unix path or family",
+      (table, store) => (s) => destinationOf(table as never, s, store).destination,
+    ),
+    destination_ip: simpleGroup(
+      "the destination address",
+      (table, store) => (s) => destinationOf(table as never, s, store).ip,
+    ),
+    port: simpleGroup(
+      "the destination port",
+      (table, store) => (s) => destinationOf(table as never, s, store).port,
+    ),
+    result: simpleGroup("ok or the errno name", (table) => {
+      const ret = table.cols.ret as Int32Array;
+      return (s) => resultName(ret[s]);
+    }),
+    protocol: simpleGroup("the socket's protocol", (table) => {
+      const c = table.cols as Record<string, ArrayLike<number>>;
+      return (s) => protocolName(c.family[s], c.protocol[s], c.sock_type[s]);
+    }),
+    uid: simpleGroup("the caller's uid", (table) => {
+      const uid = table.cols.uid as Uint32Array;
+      return (s) => uid[s];
+    }),
+  },
+  failed(table) {
+    const ret = table.cols.ret as Int32Array;
+    return (s) => ret[s] !== 0 && ret[s] !== EINPROGRESS;
+  },
   toJson,
   summarize,
   summarizeSliced,

@@ -6,6 +6,7 @@
  */
 
 import { z } from "@hono/zod-openapi";
+import { AttributionFields, AttributionSummaryFields } from "../../cgroup/mod.ts";
 import { EventBase, SummaryBase } from "../schema.ts";
 
 export const ConnectionEvent = EventBase.extend({
@@ -13,6 +14,7 @@ export const ConnectionEvent = EventBase.extend({
   tid: z.number().int().openapi({ description: "thread id that called connect()" }),
   uid: z.number().int().openapi({ description: "user id of the caller" }),
   cgroup_id: z.number().int().openapi({ description: "cgroup v2 id of the caller" }),
+  ...AttributionFields,
   address_family: z.string().openapi({
     description: "family of the destination sockaddr",
     example: "AF_INET",
@@ -67,6 +69,7 @@ export const ConnectionSummary = SummaryBase.extend({
   by_result: z.record(z.string(), Count).openapi({ description: "counts by result" }),
   by_protocol: z.record(z.string(), Count).openapi({ description: "counts by protocol" }),
   by_command: z.record(z.string(), Count).openapi({ description: "counts by command" }),
+  ...AttributionSummaryFields,
   top_destinations: z.array(z.object({
     destination: z.string(),
     count: Count,

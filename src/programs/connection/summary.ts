@@ -1,12 +1,12 @@
 /**
  * connection: the summary of the stored connect() events in a window.
  *
- * Without a pid or command filter, the window's whole blocks of rows (see ../blocks.ts) are
+ * Without a pid, command or field filter, the window's whole blocks of rows (see ../blocks.ts) are
  * summed from aggregates cached per block, and only the rows at its two ends are scanned: each
  * aggregate holds its block's counts (by result, protocol, command and destination, each with
  * the sequence number of its first row, so ties still sort by first appearance) and its
  * latencies sorted, from which the quantiles are selected exactly. With a filter, every row of
- * the window is scanned.
+ * the window is scanned (the field filters' compiled test on each).
  *
  * @module
  */
@@ -20,6 +20,7 @@ import {
   protocolName,
   resultName,
 } from "../../net/names.ts";
+import { attributionCounts, attributionOf } from "../../cgroup/mod.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { BlockCache, quantilesOfSorted, sortNonNegative, splitWindow } from "../blocks.ts";
 import { quantilesOf, type Slicer, slotRanges, type SummaryQuery, timeRange } from "../query.ts";
@@ -311,6 +312,8 @@ export interface Part {
   results: Float64Array;
   protocols: Float64Array;
   commands: Float64Array;
+  /** by attribution id, `[id, count, first]` triples */
+  attributions: Float64Array;
   destinations: Int32Array;
   destinationCounts: Float64Array;
   latencies: Float64Array;
@@ -324,6 +327,7 @@ class Scanner {
   #errno = new CodeCounts(ERRNO_CODES); // 0: ret 0; n: -n
   #proto = new CodeCounts(PROTO_OTHER + 65536);
   #comm: CodeCounts;
+  #attr: CodeCounts;
   #dests: DestinationCounts;
 
   constructor(table: EventTable<Columns>, store: Store) {
@@ -331,6 +335,7 @@ class Scanner {
     this.cols = table.cols;
     this.store = store;
     this.#comm = new CodeCounts(Math.max(256, 2 * store.strings.size));
+    this.#attr = new CodeCounts(Math.max(256, 2 * attributionOf(store).size));
     const c = table.cols, addr = c.addr as Uint8Array;
     this.#dests = new DestinationCounts(
       c.family as Uint8Array,
@@ -343,18 +348,26 @@ class Scanner {
   /** Whether it can still scan `table` of `store` (the columns and the command ids fit). */
   fits(table: EventTable<Columns>, store: Store): boolean {
     return table === this.table && table.cols === this.cols && store === this.store &&
-      store.strings.size <= this.#comm.count.length;
+      store.strings.size <= this.#comm.count.length &&
+      attributionOf(store).size <= this.#attr.count.length;
   }
 
   /**
-   * The part of the rows `[lo, hi)` of each of `rows` with this pid and command id (-1: any),
-   * its destinations numbered by `names`.
+   * The part of the rows `[lo, hi)` of each of `rows` with this pid and command id (-1: any)
+   * that `match` (if given) holds for, its destinations numbered by `names`.
    */
   scan(
     rows: [number, number][],
-    filter: { pid: number; comm: number; names: DestinationNames },
+    filter: {
+      pid: number;
+      comm: number;
+      names: DestinationNames;
+      match?: ((slot: number) => boolean) | null;
+    },
   ): Part {
     const { pid, comm, names } = filter;
+    const match = filter.match ?? null;
+    const attrs = this.cols.attr as Uint32Array, byAttr = this.#attr;
     const table = this.table, c = this.cols;
     const pids = c.pid as Uint32Array, comms = c.comm as Uint32Array, rets = c.ret as Int32Array;
     const families = c.family as Uint8Array, types = c.sock_type as Uint8Array;
@@ -373,6 +386,7 @@ class Scanner {
         seq += to - from;
         for (let s = from; s < to; s++) {
           if ((pid >= 0 && pids[s] !== pid) || (comm >= 0 && comms[s] !== comm)) continue;
+          if (match !== null && !match(s)) continue;
           const order = base + s;
           const ret = rets[s];
           let bad = true;
@@ -398,6 +412,7 @@ class Scanner {
             order,
           );
           byComm.add(comms[s], order);
+          byAttr.add(attrs[s], order);
           dests.add(s, bad, order);
           const l = latency[s];
           latencies[n++] = l;
@@ -422,6 +437,7 @@ class Scanner {
       results,
       protocols: byProto.take(),
       commands: byComm.take(),
+      attributions: byAttr.take(),
       destinations: ids,
       destinationCounts: counts,
       latencies: n === latencies.length ? latencies : latencies.slice(0, n),
@@ -442,7 +458,7 @@ function protoName(code: number): string {
 /** Counts by name of `[key, count, first]` triples, largest first, ties in order of appearance. */
 function byName(
   parts: Part[],
-  field: "results" | "protocols" | "commands",
+  field: "results" | "protocols" | "commands" | "attributions",
   name: (key: number) => string,
 ): Record<string, number> {
   const merged = new Map<string, { n: number; first: number }>();
@@ -486,9 +502,20 @@ function combine(
     by_result: byName(parts, "results", resultName),
     by_protocol: byName(parts, "protocols", protoName),
     by_command: byName(parts, "commands", (id) => store.strings.get(id)),
+    ...attributionCounts(store, attributionTotals(parts)),
     top_destinations: names.top(parts, 20),
     latency_ns: { p50, p90, p99, max: n ? max : null },
   };
+}
+
+/** Counts by attribution id of `parts`. */
+function attributionTotals(parts: Part[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const part of parts) {
+    const t = part.attributions;
+    for (let i = 0; i < t.length; i += 3) out.set(t[i], (out.get(t[i]) ?? 0) + t[i + 1]);
+  }
+  return out;
 }
 
 const QUANTILES = [0.5, 0.9, 0.99];
@@ -514,8 +541,8 @@ export interface SummaryOptions {
 }
 
 /**
- * The connection summary of the rows of `table` inside `query`'s window, with its pid and
- * command filters; see the module documentation for how.
+ * The connection summary of the rows of `table` inside `query`'s window, with its pid, command
+ * and field filters; see the module documentation for how.
  *
  * @example
  * ```ts
@@ -545,10 +572,11 @@ export function summarizeWith(
   const window = timeRange(table as unknown as EventTable, query);
   const scanner = state.scanner;
   const cache = options.cache === undefined ? state.cache : options.cache;
-  if (pid >= 0 || comm >= 0 || cache === null) {
+  const match = query.match ?? null;
+  if (pid >= 0 || comm >= 0 || match !== null || cache === null) {
     // a scan of its own: its names do not stay
     const names = new DestinationNames();
-    const part = scanner.scan([window], { pid, comm, names });
+    const part = scanner.scan([window], { pid, comm, names, match });
     return combine([part], quantilesOf(part.latencies, part.n, QUANTILES), { store, names });
   }
   cache.sync(table as unknown as EventTable);
@@ -619,7 +647,9 @@ export async function summarizeSliced(
   const window = timeRange(table as unknown as EventTable, query);
   const start = table.appended - table.length;
   const [seqLo, seqHi] = [start + window[0], start + window[1]];
-  if (pid >= 0 || comm >= 0) {
+  // field filters (compileWhere: it follows the table's columns when they move)
+  const match = query.match ?? null;
+  if (pid >= 0 || comm >= 0 || match !== null) {
     const names = new DestinationNames();
     const parts: Part[] = [];
     for (let from = seqLo; from < seqHi; from += SLICE_ROWS) {
@@ -627,7 +657,7 @@ export async function summarizeSliced(
       const lo = Math.max(from, oldest) - oldest;
       const hi = Math.min(from + SLICE_ROWS, seqHi) - oldest;
       if (hi > lo) {
-        const part = state.scanner.scan([[lo, hi]], { pid, comm, names });
+        const part = state.scanner.scan([[lo, hi]], { pid, comm, names, match });
         sortNonNegative(part.latencies);
         parts.push(part);
       }

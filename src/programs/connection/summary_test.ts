@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { attributionCounts, attributionOf, CgroupCache } from "../../cgroup/mod.ts";
 import { protocolName, resultName } from "../../net/names.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
 import { BlockCache } from "../blocks.ts";
@@ -32,6 +33,11 @@ interface Mix {
 function setup(maxRows: number, seed: number, mix: Mix = { destinations: 40, latencies: 1e6 }) {
   const store = new Store(maxRows);
   const table = store.table("connection", columns) as Table;
+  const cgroups = new CgroupCache({ root: null });
+  cgroups.created(11, "/system.slice/nginx.service");
+  cgroups.created(12, `/system.slice/docker-${"ab".repeat(32)}.scope`);
+  cgroups.created(13, "/user.slice/user-0.slice/session-1.scope");
+  const attrs = attributionOf(store, cgroups);
   const random = lcg(seed);
   const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)];
   let ts = 1000, dest = 0, burst = 0;
@@ -54,6 +60,8 @@ function setup(maxRows: number, seed: number, mix: Mix = { destinations: 40, lat
       for (let i = 0; i < 16; i++) addr[i] = ((dest >>> (8 * (i % 4))) + 7 * i) & 0xff;
       addr[4] = Math.floor(random() * 256); // past an IPv4 address: ignored
       c.unix_path[s] = c.family[s] === AF_UNIX ? store.strings.intern(`/run/s${dest % 13}`) : 0;
+      c.cgroup[s] = 10 + (dest % 5); // 10 and 14: not known
+      c.attr[s] = attrs.idOf(c.cgroup[s]);
     }
   };
   return { store, table, append, random, lastTs: () => ts };
@@ -74,6 +82,7 @@ function reference(table: Table, query: SummaryQuery, store: Store) {
     map.set(key, e);
   };
   const latencies: number[] = [];
+  const byAttr = new Map<number, number>();
   let ok = 0, inProgress = 0;
   const c = table.cols;
   for (let i = lo; i < hi && !none; i++) {
@@ -93,6 +102,7 @@ function reference(table: Table, query: SummaryQuery, store: Store) {
     count(commands, store.strings.get(c.comm[s]), i);
     count(destinations, destinationOf(table, s, store).destination, i, ret !== 0 && ret !== -115);
     latencies.push(c.latency[s]);
+    byAttr.set(c.attr[s], (byAttr.get(c.attr[s]) ?? 0) + 1);
   }
   const ranked = (map: Map<string, Count>) =>
     [...map].sort((a, b) => b[1].n - a[1].n || a[1].first - b[1].first);
@@ -108,6 +118,7 @@ function reference(table: Table, query: SummaryQuery, store: Store) {
     by_result: counts(results),
     by_protocol: counts(protocols),
     by_command: counts(commands),
+    ...attributionCounts(store, byAttr),
     top_destinations: ranked(destinations).slice(0, 20).map(([destination, v]) => ({
       destination,
       count: v.n,

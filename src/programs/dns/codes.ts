@@ -86,3 +86,10 @@ export function rcodeName(rcode: number): string {
 export function isAnswerRcode(rcode: number): boolean {
   return rcode === 0 || rcode === 3; // NOERROR, NXDOMAIN
 }
+
+/** The code of a record type name (`A` is 1, `TYPE65` is 65), if it is one. */
+export function typeCode(name: string): number | undefined {
+  for (const [code, known] of Object.entries(TYPES)) if (known === name) return Number(code);
+  const m = /^TYPE([0-9]{1,5})$/.exec(name);
+  return m && Number(m[1]) < 65536 ? Number(m[1]) : undefined;
+}

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { ATTRIBUTION_COLUMNS } from "../../cgroup/mod.ts";
 import { formatIPv4, formatIPv6 } from "../../net/address.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import type { DnsAnswer } from "./wire.ts";
@@ -37,6 +38,7 @@ export const columns = {
   qname: "str",
   /** the answers as `encodeAnswers` writes them (interned: answer sets repeat) */
   answers: "str",
+  ...ATTRIBUTION_COLUMNS,
 } as const;
 
 export type Columns = typeof columns;

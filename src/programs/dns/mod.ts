@@ -9,7 +9,9 @@
  * @module
  */
 
+import { attributionOf, countAttribution, unitTally } from "../../cgroup/mod.ts";
 import { joinHostPort } from "../../net/address.ts";
+import { AF_INET, AF_INET6 } from "../../net/names.ts";
 import type { MetricFamily } from "../../metrics/exposition.ts";
 import type { LabelCap } from "../../metrics/label_cap.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
@@ -47,7 +49,18 @@ import {
 } from "./pairing.ts";
 import { DnsEvent, DnsSummary, OUTCOMES } from "./schema.ts";
 import { NOT_RECORDED, pendingQueries, stateOf } from "./state.ts";
-import { summarize } from "./summary.ts";
+import { failed, summarize } from "./summary.ts";
+import {
+  codeField,
+  type FilterField,
+  ipField,
+  namesParse,
+  numberField,
+  portField,
+  simpleGroup,
+} from "../filter.ts";
+import { commonFilters, commonGroups, familyParse, protocolParse } from "../fields.ts";
+import { typeCode } from "./codes.ts";
 import type { DnsAnswer } from "./wire.ts";
 
 export { columns } from "./columns.ts";
@@ -159,6 +172,8 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
   const at = structLayout(obj, "dns_event", FIELDS);
   const strings = store.strings;
   const state = stateOf(store);
+  const attrs = attributionOf(store);
+  const units = unitTally(store, "dns");
   const tally = store.tally("dns");
   const nameTally = store.tally("dns_names");
   const notRecordedLog = store.counters(NOT_RECORDED);
@@ -186,6 +201,8 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
     c.tid[s] = q.owner.tid;
     c.uid[s] = q.owner.uid;
     c.cgroup[s] = q.owner.cgroupId;
+    c.attr[s] = attrs.idOf(q.owner.cgroupId);
+    countAttribution(units, c.attr[s]);
     c.netns[s] = q.owner.netns;
     c.qts[s] = wallMs(q.tsNs);
     c.latency[s] = answer ? o.tsNs - q.tsNs : NaN;
@@ -296,6 +313,7 @@ function toJson(table: EventTable<Columns>, s: number, store: Store) {
     tid: c.tid[s],
     uid: c.uid[s],
     cgroup_id: c.cgroup[s],
+    ...attributionOf(store).json(c.attr[s]),
     netns: c.netns[s],
     owner_known: (flags & FLAG_OWNER) !== 0,
     query_time: isoMicros(c.qts[s]),
@@ -407,6 +425,127 @@ function metrics(store: Store, cap: LabelCap): MetricFamily[] {
   ];
 }
 
+type Cols = Record<string, ArrayLike<number>>;
+
+/** `rcode=`: response code names (NOERROR, NXDOMAIN, SERVFAIL, RCODE12) and `none` (timeouts). */
+function parseRcode(text: string): { label: string; codes: number[] } {
+  if (text.toLowerCase() === "none") return { label: "none", codes: [NO_RCODE] };
+  const upper = text.toUpperCase();
+  for (let code = 0; code < 4096; code++) {
+    if (rcodeName(code) === upper) return { label: upper, codes: [code] };
+  }
+  throw new TypeError(
+    `'${text}' is no DNS response code (NOERROR, NXDOMAIN, SERVFAIL, ...) nor none`,
+  );
+}
+
+/** `query_type=`: record type names (A, AAAA, TYPE65). */
+function parseType(text: string): { label: string; codes: number[] } {
+  const code = typeCode(text.toUpperCase());
+  if (code === undefined) throw new TypeError(`'${text}' is no DNS record type (A, AAAA, MX, ...)`);
+  return { label: typeName(code), codes: [code] };
+}
+
+/** `name=`: a query name, or `*.suffix` for the names under it. */
+const nameField: FilterField<string> = {
+  description: "the name asked (example.com), or *.example.com for every name under it",
+  example: "example.com",
+  parse(text) {
+    const name = text.toLowerCase().replace(/\.$/, "");
+    if (name.length === 0 || name.length > 253 || /[\s,]/.test(name)) {
+      throw new TypeError(`'${text}' is no DNS name`);
+    }
+    return { label: name, value: name };
+  },
+  compile(table, store, names) {
+    const col = table.cols.qname as Uint32Array;
+    const exact = new Set<number>();
+    const suffixes: string[] = [];
+    for (const n of names) {
+      if (n.startsWith("*.")) suffixes.push(n.slice(1));
+      else {
+        const id = store.strings.find(n);
+        if (id >= 0) exact.add(id);
+      }
+    }
+    if (suffixes.length === 0) return (s) => exact.has(col[s]);
+    const seen = new Map<number, boolean>();
+    return (s) => {
+      const id = col[s];
+      if (exact.has(id)) return true;
+      let hit = seen.get(id);
+      if (hit === undefined) {
+        const name = store.strings.get(id).toLowerCase();
+        seen.set(id, hit = suffixes.some((x) => name.endsWith(x)));
+      }
+      return hit;
+    };
+  },
+};
+
+const filters: Record<string, FilterField> = {
+  ...commonFilters(),
+  uid: numberField("the sender's uid", { column: "uid", max: 4294967295 }),
+  destination: ipField("the DNS server's address", {
+    columns: ["server"],
+    version: (cols: Cols) => (s: number) => cols.family[s],
+  }),
+  port: portField("the server's or the client's port", { columns: ["server_port", "client_port"] }),
+  family: codeField("the server's address family (ipv4 or AF_INET, ipv6 or AF_INET6)", {
+    example: "ipv6",
+    parse: familyParse,
+    key: (cols) => (s) => cols.family[s] === 4 ? AF_INET : AF_INET6,
+  }),
+  protocol: codeField("the transport (UDP or TCP)", {
+    example: "TCP",
+    parse: protocolParse,
+    key: (cols) => (s) => cols.transport[s],
+  }),
+  rcode: codeField(
+    "the answer's response code (NOERROR, NXDOMAIN, SERVFAIL, ...), none for timeouts",
+    {
+      example: "NXDOMAIN",
+      parse: parseRcode,
+      key: (cols) => (s) => cols.rcode[s],
+    },
+  ),
+  outcome: codeField(`how the query ended: ${OUTCOMES.join(", ")}`, {
+    example: "timeout",
+    parse: namesParse(Object.fromEntries(OUTCOMES.map((o, i) => [o, i]))),
+    key: (cols) => (s) => cols.outcome[s],
+  }),
+  query_type: codeField("the record type asked (A, AAAA, MX, ...)", {
+    example: "AAAA",
+    parse: parseType,
+    key: (cols) => (s) => cols.qtype[s],
+  }),
+  name: nameField as FilterField,
+};
+
+const groups = {
+  ...commonGroups(),
+  name: simpleGroup("the name asked", (table, store) => {
+    const col = table.cols.qname as Uint32Array;
+    return (s) => store.strings.get(col[s]);
+  }),
+  server: simpleGroup("the server ip:port", (table) => (s) => {
+    const { ip, port } = serverOf(table as unknown as EventTable<Columns>, s);
+    return joinHostPort(ip, port);
+  }),
+  rcode: simpleGroup("the response code (null: no answer)", (table) => {
+    const col = table.cols.rcode as Uint16Array;
+    return (s) => col[s] === NO_RCODE ? null : rcodeName(col[s]);
+  }),
+  outcome: simpleGroup("answered, error or timeout", (table) => {
+    const col = table.cols.outcome as Uint8Array;
+    return (s) => OUTCOMES[col[s]];
+  }),
+  query_type: simpleGroup("the record type asked", (table) => {
+    const col = table.cols.qtype as Uint16Array;
+    return (s) => typeName(col[s]);
+  }),
+};
+
 export const dns = defineProgram<Columns>({
   name: "dns",
   description:
@@ -414,6 +553,9 @@ export const dns = defineProgram<Columns>({
   columns,
   eventSchema: DnsEvent,
   summarySchema: DnsSummary,
+  filters,
+  groups,
+  failed: (table) => (s) => failed(table.cols, s),
   configure,
   batchDecoder,
   toJson,

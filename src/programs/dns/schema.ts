@@ -5,6 +5,7 @@
  */
 
 import { z } from "@hono/zod-openapi";
+import { AttributionFields, AttributionSummaryFields } from "../../cgroup/mod.ts";
 import { EventBase, SummaryBase } from "../schema.ts";
 
 /** How a query ended. */
@@ -38,6 +39,7 @@ export const DnsEvent = EventBase.extend({
   cgroup_id: z.number().int().openapi({
     description: "the sender's cgroup v2 id, else the socket's",
   }),
+  ...AttributionFields,
   netns: z.number().int().openapi({
     description: "inode number of the sender's network namespace; 0 when unknown",
   }),
@@ -131,6 +133,7 @@ export const DnsSummary = SummaryBase.extend({
   }),
   by_server: z.array(z.object({ server: z.string(), queries: Count, failures: Count }))
     .openapi({ description: "the 20 busiest servers" }),
+  ...AttributionSummaryFields,
   by_process: z.array(z.object({
     pid: z.number().int(),
     command: z.string(),

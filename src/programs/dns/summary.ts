@@ -6,6 +6,7 @@
  * @module
  */
 
+import { attributionCounts } from "../../cgroup/mod.ts";
 import { joinHostPort } from "../../net/address.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import { bump, forEachRow, quantile, sortedCounts, type SummaryQuery } from "../query.ts";
@@ -24,7 +25,7 @@ interface Tally {
 }
 
 /** Whether row `s` failed: NXDOMAIN, an error rcode, or a timeout. */
-function failed(c: EventTable<Columns>["cols"], s: number): boolean {
+export function failed(c: EventTable<Columns>["cols"], s: number): boolean {
   return OUTCOMES[c.outcome[s]] !== "answered" || c.rcode[s] === NXDOMAIN;
 }
 
@@ -55,7 +56,9 @@ export function summarize(table: EventTable<Columns>, query: SummaryQuery, store
   const byServer = new Map<string, Tally>();
   const byProcess = new Map<string, Tally & { pid: number; comm: number; latencies: number[] }>();
   const latencies: number[] = [];
+  const byAttr = new Map<number, number>();
   const queries = forEachRow(table as unknown as EventTable, store, query, (s) => {
+    byAttr.set(c.attr[s], (byAttr.get(c.attr[s]) ?? 0) + 1);
     const fail = failed(c, s);
     bump(byOutcome, OUTCOMES[c.outcome[s]]);
     if (c.rcode[s] !== NO_RCODE) bump(byRcode, rcodeName(c.rcode[s]));
@@ -123,6 +126,7 @@ export function summarize(table: EventTable<Columns>, query: SummaryQuery, store
       processes: processes.rest.length,
       queries: processes.rest.reduce((n, p) => n + p.queries, 0),
     },
+    ...attributionCounts(store, byAttr),
     not_recorded: {
       malformed: counted.get("malformed") ?? 0,
       unmatched_answers: counted.get("unmatched_answers") ?? 0,

@@ -7,6 +7,13 @@
  */
 
 import { createRoute } from "@hono/zod-openapi";
+import {
+  ATTRIBUTION_COLUMNS,
+  attributionCounts,
+  attributionOf,
+  countAttribution,
+  unitTally,
+} from "../../cgroup/mod.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
 import { kernelAddress } from "../../kernel/addresses.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
@@ -15,6 +22,21 @@ import { etherTypeName, tcpFlagNames } from "../../net/ethernet.ts";
 import { AF_INET, AF_INET6, protocolName } from "../../net/names.ts";
 import type { MetricFamily } from "../../metrics/exposition.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
+import {
+  codeField,
+  type FilterField,
+  ipField,
+  portField,
+  type RowTest,
+  simpleGroup,
+} from "../filter.ts";
+import {
+  commonFilters,
+  commonGroups,
+  familyParse,
+  PROTO_UNKNOWN,
+  protocolParse,
+} from "../fields.ts";
 import { structLayout } from "../layout.ts";
 import { type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
 import {
@@ -49,6 +71,9 @@ export const columns = {
   dport: "u16",
   saddr: "bytes16",
   daddr: "bytes16",
+  /** the cgroup the drop is attributed to: the owner's when known, else the context task's */
+  cgroup: "f64",
+  ...ATTRIBUTION_COLUMNS,
 } as const;
 
 type Columns = typeof columns;
@@ -57,6 +82,7 @@ const FIELDS = {
   ts_ns: 8,
   location: 8,
   owner_cgroup_id: 8,
+  cgroup_id: 8,
   reason: 4,
   pid: 4,
   owner_pid: 4,
@@ -92,6 +118,8 @@ function configure(obj: BpfObject): void {
 function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
   const at = structLayout(obj, "packet_drop_event", FIELDS);
   const strings = store.strings;
+  const attrs = attributionOf(store);
+  const units = unitTally(store, "packet_drop");
   return (view, bytes, r, size) => {
     if (size < at.$size) {
       throw new RangeError(`packet_drop record of ${size} bytes, expected ${at.$size}`);
@@ -113,11 +141,17 @@ function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordD
       c.comm[s] = strings.internBytes(bytes, r + at.owner_comm, 16);
       c.owner_cgroup[s] = view.getUint32(r + at.owner_cgroup_id, true) +
         view.getUint32(r + at.owner_cgroup_id + 4, true) * 4294967296;
+      c.cgroup[s] = c.owner_cgroup[s];
     } else {
       c.pid[s] = ctxPid;
       c.comm[s] = ctxComm;
       c.owner_cgroup[s] = 0;
+      // idle (pid 0): no task to name
+      c.cgroup[s] = ctxPid === 0 ? 0 : view.getUint32(r + at.cgroup_id, true) +
+        view.getUint32(r + at.cgroup_id + 4, true) * 4294967296;
     }
+    c.attr[s] = attrs.idOf(c.cgroup[s]);
+    countAttribution(units, c.attr[s]);
     c.reason[s] = view.getUint32(r + at.reason, true);
     c.loc_lo[s] = view.getUint32(r + at.location, true);
     c.loc_hi[s] = view.getUint32(r + at.location + 4, true);
@@ -202,6 +236,8 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
     timestamp_ms: roundMicros(c.ts[slot]),
     pid: c.pid[slot],
     command: store.strings.get(c.comm[slot]),
+    cgroup_id: c.cgroup[slot],
+    ...attributionOf(store).json(c.attr[slot]),
     reason: reasons.name(c.reason[slot]),
     reason_code: c.reason[slot] === REASON_UNKNOWN ? null : c.reason[slot],
     ...(location === undefined ? {} : { location }),
@@ -243,8 +279,11 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
   const byInterface = new Map<string, number>();
   const byOwner = new Map<string, { pid: number; command: string; count: number }>();
   let unattributed = 0;
-  const filtered = query.pid !== undefined || query.command !== undefined;
+  const filtered = query.pid !== undefined || query.command !== undefined ||
+    (query.match ?? null) !== null;
+  const byAttr = new Map<number, number>();
   const events = forEachRow(table as unknown as EventTable, store, query, (s) => {
+    byAttr.set(c.attr[s], (byAttr.get(c.attr[s]) ?? 0) + 1);
     if (filtered) {
       bump(byReason, reasons.label(c.reason[s]));
       const loc = locationOf(table, s);
@@ -288,6 +327,7 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
     by_interface: sortedCounts(byInterface),
     by_owner: [...byOwner.values()].sort((a, b) => b.count - a.count).slice(0, 50),
     unattributed,
+    ...attributionCounts(store, byAttr),
   };
 }
 
@@ -315,6 +355,115 @@ function metrics(store: Store): MetricFamily[] {
     },
   ];
 }
+
+type Cols = Record<string, ArrayLike<number>>;
+
+const ipVersion = (cols: Cols) => (s: number) => cols.ipver[s];
+
+/** Rows whose packet has ports (TCP, UDP, SCTP, UDP-Lite over IP). */
+const withPorts = (cols: Cols) => (s: number) => cols.ipver[s] !== 0 && hasPorts(cols.l4[s]);
+
+/** `reason=`: the running kernel's reason names, and `unknown` (the kernel gave none). */
+function parseReason(text: string): { label: string; codes: number[] } {
+  if (text === "unknown") return { label: "unknown", codes: [REASON_UNKNOWN] };
+  const reasons = kernelDropReasons();
+  const name = text.toUpperCase().replace(/^SKB_DROP_REASON_/, "");
+  const code = reasons.code(name);
+  if (code === undefined) {
+    throw new TypeError(
+      reasons.available
+        ? `'${text}' is no drop reason of this kernel (see GET /api/drop-reasons), nor unknown`
+        : `this kernel gives no drop reasons (its skb:kfree_skb has none): only unknown matches`,
+    );
+  }
+  return { label: name, codes: [code] };
+}
+
+/** `interface=lo,eth0`: device names as the kernel has them. */
+const interfaceField: FilterField<string> = {
+  description: "the device the packet was on (lo, eth0, ...)",
+  example: "lo",
+  parse(text) {
+    if (!/^[^\s/,]{1,15}$/.test(text)) throw new TypeError(`'${text}' is no device name`);
+    return { label: text, value: text };
+  },
+  compile(table, store, names): RowTest {
+    const ids = new Set(names.map((n) => store.strings.find(n)).filter((id) => id >= 0));
+    const col = table.cols.ifname as Uint32Array;
+    return (s) => ids.has(col[s]);
+  },
+};
+
+const filters: Record<string, FilterField> = {
+  ...commonFilters(),
+  source: ipField("the packet's source address", { columns: ["saddr"], version: ipVersion }),
+  destination: ipField("the packet's destination address", {
+    columns: ["daddr"],
+    version: ipVersion,
+  }),
+  port: portField("the packet's source or destination port", {
+    columns: ["sport", "dport"],
+    valid: withPorts,
+  }),
+  protocol: codeField("the packet's transport protocol (TCP, UDP, ICMP, ...)", {
+    example: "UDP",
+    parse: protocolParse,
+    key: (cols) => (s) => cols.ipver[s] === 0 ? PROTO_UNKNOWN : cols.l4[s],
+  }),
+  family: codeField("the packet's IP version (ipv4 or AF_INET, ipv6 or AF_INET6)", {
+    example: "ipv4",
+    parse: familyParse,
+    key: (cols) => (s) => cols.ipver[s] === 4 ? AF_INET : cols.ipver[s] === 6 ? AF_INET6 : 0,
+  }),
+  reason: codeField(
+    "the kernel's drop reason (NO_SOCKET, NETFILTER_DROP, ...: GET /api/drop-reasons), or unknown",
+    { example: "NO_SOCKET", parse: parseReason, key: (cols) => (s) => cols.reason[s] },
+  ),
+  interface: interfaceField as FilterField,
+};
+
+/** Source or destination of a drop as `ip:port` (or `ip`), or its address or port alone. */
+function flowGroup(description: string, end: "s" | "d", part: "endpoint" | "ip" | "port") {
+  return simpleGroup(description, (table) => (s) => {
+    const t = table as unknown as EventTable<Columns>;
+    const ip = addressOf(t, end === "s" ? "saddr" : "daddr", s);
+    const c = t.cols;
+    const port = ip !== null && hasPorts(c.l4[s]) ? (end === "s" ? c.sport[s] : c.dport[s]) : null;
+    if (part === "ip") return ip;
+    if (part === "port") return port;
+    return ip === null ? null : port === null ? ip : joinHostPort(ip, port);
+  });
+}
+
+const groups = {
+  ...commonGroups(),
+  reason: simpleGroup("the kernel's drop reason", (table) => {
+    const reasons = kernelDropReasons();
+    const col = table.cols.reason as Uint32Array;
+    return (s) => reasons.name(col[s]);
+  }),
+  location: simpleGroup("the function that dropped it", (table) => {
+    const symbols = kernelSymbols();
+    return (s) => {
+      const loc = locationOf(table as unknown as EventTable<Columns>, s);
+      return symbols.resolve(loc) ?? `0x${loc.toString(16)}`;
+    };
+  }),
+  interface: simpleGroup("the device", (table, store) => {
+    const col = table.cols.ifname as Uint32Array;
+    return (s) => store.strings.get(col[s]) || null;
+  }),
+  protocol: simpleGroup("the transport protocol", (table) => {
+    const c = table.cols as unknown as Cols;
+    return (s) =>
+      c.ipver[s] === 0 ? null : protocolName(c.ipver[s] === 4 ? AF_INET : AF_INET6, c.l4[s], 1);
+  }),
+  source: flowGroup("source ip:port", "s", "endpoint"),
+  destination: flowGroup("destination ip:port", "d", "endpoint"),
+  source_ip: flowGroup("source address", "s", "ip"),
+  destination_ip: flowGroup("destination address", "d", "ip"),
+  port: flowGroup("destination port", "d", "port"),
+};
 
 const NO_REASONS =
   "this kernel's BTF has no enum skb_drop_reason (drop reasons came with Linux 5.17): drops are recorded with reason null, and counted by location";
@@ -349,6 +498,8 @@ export const packetDrop = defineProgram<Columns>({
         "the socket from skb->sk only: a received packet dropped before a socket took it has no owner",
     },
   ],
+  filters,
+  groups,
   configure,
   decoder,
   sampler,

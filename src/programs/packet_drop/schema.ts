@@ -5,6 +5,7 @@
  */
 
 import { z } from "@hono/zod-openapi";
+import { AttributionFields, AttributionSummaryFields } from "../../cgroup/mod.ts";
 import { EventBase, SummaryBase } from "../schema.ts";
 
 const Owner = z.object({
@@ -23,6 +24,11 @@ export const PacketDropEvent = EventBase.extend({
       "the process the drop is attributed to: the socket's owner when known, else the task in whose context the kernel dropped it (0 for idle)",
   }),
   command: z.string().openapi({ description: "the command of that process" }),
+  cgroup_id: z.number().int().openapi({
+    description:
+      "the cgroup v2 id of that process: the owner's, else the context task's (0 for idle)",
+  }),
+  ...AttributionFields,
   reason: z.string().nullable().openapi({
     description:
       "the kernel's drop reason name (enum skb_drop_reason of the running kernel); null when this kernel's skb:kfree_skb gives no reason (see /api/capabilities)",
@@ -67,11 +73,11 @@ const Counts = z.record(z.string(), Count);
 export const PacketDropSummary = SummaryBase.extend({
   total_drops: Count.openapi({
     description:
-      "drops in the window: exact kernel counts without pid/command filters, else events",
+      "drops in the window: exact kernel counts without filters (pid, command or field filters), else events",
   }),
   counts_source: z.enum(["kernel", "events"]).openapi({
     description:
-      "kernel: by_reason/by_location are the in-kernel counters (exact even when events were lost); events: counted from stored events (a pid or command filter was given)",
+      "kernel: by_reason/by_location are the in-kernel counters (exact even when events were lost); events: counted from stored events (a pid, command or field filter was given)",
   }),
   events_in_window: Count.openapi({ description: "drop events stored for the window" }),
   by_reason: Counts.openapi({
@@ -87,6 +93,7 @@ export const PacketDropSummary = SummaryBase.extend({
   by_owner: z.array(z.object({ pid: z.number().int(), command: z.string(), count: Count }))
     .openapi({ description: "drops by the process that owned the socket (from events)" }),
   unattributed: Count.openapi({ description: "events whose socket owner was unknown" }),
+  ...AttributionSummaryFields,
 }).openapi("PacketDropSummary");
 
 export const DropReasonList = z.object({

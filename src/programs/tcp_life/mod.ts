@@ -6,6 +6,14 @@
  */
 
 import { createRoute } from "@hono/zod-openapi";
+import {
+  ATTRIBUTION_COLUMNS,
+  attributionCounts,
+  attributionOf,
+  type Attributions,
+  countAttribution,
+  unitTally,
+} from "../../cgroup/mod.ts";
 import { errorContent } from "../../http/errors.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
 import { resultName } from "../../net/names.ts";
@@ -13,6 +21,15 @@ import type { MetricFamily } from "../../metrics/exposition.ts";
 import { EventTable, type Interner, type Store } from "../../store/mod.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
 import { destinationName } from "../dns/mod.ts";
+import {
+  codeField,
+  type FilterField,
+  ipField,
+  namesParse,
+  portField,
+  simpleGroup,
+} from "../filter.ts";
+import { commonFilters, commonGroups, familyParse } from "../fields.ts";
 import { structLayout } from "../layout.ts";
 import { type Clock, type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
 import {
@@ -51,6 +68,7 @@ export const columns = {
   outcome: "u8",
   /** UNKNOWN_* bits: counts this kernel could not give (a hook it lacks) */
   unknown: "u8",
+  ...ATTRIBUTION_COLUMNS,
 } as const;
 
 /** Bits of the `unknown` column. */
@@ -104,7 +122,7 @@ const STATE_NAMES = [
 ];
 const TCP_CLOSE = 7;
 const ECONNRESET = 104, ETIMEDOUT = 110, ECONNREFUSED = 111;
-const AF_INET = 2;
+const AF_INET = 2, AF_INET6 = 10;
 const DIRECTIONS = ["unknown", "outbound", "inbound"] as const;
 
 type Layout = ReturnType<typeof layoutOf>;
@@ -121,7 +139,8 @@ function u64(view: DataView, at: number): number {
 function writeRow(
   table: EventTable<Columns>,
   s: number,
-  { view, bytes, r, at, strings, clock, unknown }: {
+  { view, bytes, r, at, strings, attrs, clock, unknown }: {
+    attrs: Attributions;
     view: DataView;
     bytes: Uint8Array;
     r: number;
@@ -145,6 +164,7 @@ function writeRow(
   c.pid[s] = owned ? view.getUint32(r + at.pid, true) : 0;
   c.comm[s] = owned ? strings.internBytes(bytes, r + at.comm, 16) : 0;
   c.cgroup[s] = owned ? u64(view, r + at.cgroup_id) : 0;
+  c.attr[s] = attrs.idOf(c.cgroup[s]);
   c.bytes_sent[s] = u64(view, r + at.bytes_sent);
   c.bytes_received[s] = u64(view, r + at.bytes_received);
   c.srtt[s] = view.getUint32(r + at.srtt_us, true);
@@ -191,6 +211,8 @@ function decoder(
 ): RecordDecoder {
   const at = layoutOf(obj);
   const strings = store.strings;
+  const attrs = attributionOf(store);
+  const units = unitTally(store, "tcp_life");
   const unknown = unknownBits(unknownFields);
   const tally = store.tally("tcp_life");
   return (view, bytes, r, size) => {
@@ -198,8 +220,9 @@ function decoder(
       throw new RangeError(`tcp_life record of ${size} bytes, expected ${at.$size}`);
     }
     const s = store.append(table as unknown as EventTable);
-    writeRow(table, s, { view, bytes, r, at, strings, clock, unknown });
+    writeRow(table, s, { view, bytes, r, at, strings, attrs, clock, unknown });
     const c = table.cols;
+    countAttribution(units, c.attr[s]);
     add(tally, c.direction[s] * 16 + c.outcome[s], 1);
     add(tally, SUM_KEYS.bytes_sent, c.bytes_sent[s]);
     add(tally, SUM_KEYS.bytes_received, c.bytes_received[s]);
@@ -320,6 +343,7 @@ function toJson(table: EventTable<Columns>, s: number, store: Store) {
     pid: c.pid[s],
     command: store.strings.get(c.comm[s]),
     cgroup_id: c.cgroup[s],
+    ...attributionOf(store).json(c.attr[s]),
     direction: DIRECTIONS[c.direction[s]] ?? "unknown",
     address_family: c.family[s] === 4 ? "AF_INET" as const : "AF_INET6" as const,
     local_ip,
@@ -396,7 +420,9 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
   const all = newGroup();
   const byRemote = new Map<string, GroupAcc>();
   const byProcess = new Map<string, GroupAcc & { pid: number; command: string }>();
+  const byAttr = new Map<number, number>();
   forEachRow(table as unknown as EventTable, store, query, (s) => {
+    byAttr.set(c.attr[s], (byAttr.get(c.attr[s]) ?? 0) + 1);
     const remote = joinHostPort(address(table, "daddr", s), c.dport[s]);
     const pkey = `${c.pid[s]} ${c.comm[s]}`;
     let r = byRemote.get(remote);
@@ -426,6 +452,7 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
     ...finish(all),
     by_remote: top(byRemote).map(([remote, g]) => ({ remote, ...finish(g) })),
     by_process: top(byProcess).map(([, g]) => ({ pid: g.pid, command: g.command, ...finish(g) })),
+    ...attributionCounts(store, byAttr),
   };
 }
 
@@ -448,6 +475,7 @@ export function openConnections(
       r: i * at.$size,
       at,
       strings: store.strings,
+      attrs: attributionOf(store),
       clock,
       unknown,
     });
@@ -456,6 +484,67 @@ export function openConnections(
   for (let i = 0; i < table.length; i++) out.push(toJson(table, table.slot(i), store));
   return out;
 }
+
+type Cols = Record<string, ArrayLike<number>>;
+const ipVersion = (cols: Cols) => (s: number) => cols.family[s];
+
+/** Outcomes counted as failures by top-k. */
+const FAILED_OUTCOMES = new Set([
+  "refused",
+  "timeout",
+  "reset_by_peer",
+  "closed_before_established",
+]);
+
+const filters: Record<string, FilterField> = {
+  ...commonFilters(),
+  source: ipField("the local address", { columns: ["saddr"], version: ipVersion }),
+  destination: ipField("the remote address", { columns: ["daddr"], version: ipVersion }),
+  port: portField("the local or remote port", { columns: ["sport", "dport"] }),
+  family: codeField("the address family (ipv4 or AF_INET, ipv6 or AF_INET6)", {
+    example: "ipv4",
+    parse: familyParse,
+    key: (cols) => (s) => cols.family[s] === 4 ? AF_INET : AF_INET6,
+  }),
+  direction: codeField("outbound (this host connected), inbound (it accepted) or unknown", {
+    example: "outbound",
+    parse: namesParse({ unknown: 0, outbound: 1, inbound: 2 }),
+    key: (cols) => (s) => cols.direction[s],
+  }),
+  outcome: codeField(`how it ended: ${OUTCOMES.join(", ")}`, {
+    example: "refused",
+    parse: namesParse(Object.fromEntries(OUTCOMES.map((o, i) => [o, i]))),
+    key: (cols) => (s) => cols.outcome[s],
+  }),
+};
+
+const groups = {
+  ...commonGroups(),
+  remote: simpleGroup("the remote ip:port", (table) => (s) => {
+    const t = table as unknown as EventTable<Columns>;
+    return joinHostPort(address(t, "daddr", s), t.cols.dport[s]);
+  }),
+  remote_ip: simpleGroup(
+    "the remote address",
+    (table) => (s) => address(table as unknown as EventTable<Columns>, "daddr", s),
+  ),
+  port: simpleGroup("the remote port", (table) => {
+    const col = table.cols.dport as Uint16Array;
+    return (s) => col[s];
+  }),
+  local_port: simpleGroup("the local port", (table) => {
+    const col = table.cols.sport as Uint16Array;
+    return (s) => col[s];
+  }),
+  direction: simpleGroup("outbound, inbound or unknown", (table) => {
+    const col = table.cols.direction as Uint8Array;
+    return (s) => DIRECTIONS[col[s]] ?? "unknown";
+  }),
+  outcome: simpleGroup("how it ended", (table) => {
+    const col = table.cols.outcome as Uint8Array;
+    return (s) => OUTCOMES[col[s]];
+  }),
+};
 
 export const tcpLife = defineProgram<Columns>({
   name: "tcp_life",
@@ -483,6 +572,12 @@ export const tcpLife = defineProgram<Columns>({
       absent: "the address family from the socket (tcp:tcp_destroy_sock has no family field)",
     },
   ],
+  filters,
+  groups,
+  failed(table) {
+    const col = table.cols.outcome as Uint8Array;
+    return (s) => FAILED_OUTCOMES.has(OUTCOMES[col[s]]);
+  },
   configure(obj, self) {
     obj.setConstU32("self_port", self.port);
     obj.setConstU32("self_netns", self.netns);

@@ -5,6 +5,7 @@
  */
 
 import { z } from "@hono/zod-openapi";
+import { AttributionFields, AttributionSummaryFields } from "../../cgroup/mod.ts";
 import { EventBase, SummaryBase } from "../schema.ts";
 
 export const OUTCOMES = [
@@ -33,7 +34,8 @@ export const TcpLifeEvent = EventBase.extend({
       "the owner: the process that connected (outbound) or accepted (inbound); 0 if unknown",
   }),
   command: z.string().openapi({ description: "the owner's command; empty if unknown" }),
-  cgroup_id: z.number().int(),
+  cgroup_id: z.number().int().openapi({ description: "the owner's cgroup v2 id; 0 if unknown" }),
+  ...AttributionFields,
   wall_time: z.string().openapi({
     description: "when it closed (or the snapshot was taken, for open ones)",
   }),
@@ -111,6 +113,7 @@ export const TcpLifeSummary = SummaryBase.extend({
   by_process: z.array(Group.extend({ pid: z.number().int(), command: z.string() })).openapi({
     description: "the 20 processes with most connections",
   }),
+  ...AttributionSummaryFields,
 }).openapi("TcpLifeSummary");
 
 export const OpenConnections = z.object({
