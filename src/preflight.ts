@@ -190,16 +190,28 @@ function tracefsState(): PreflightFacts["tracefs"] {
   }
 }
 
-/** Whether /proc/kallsyms shows a non-zero address for the first text symbol. */
+/**
+ * Whether /proc/kallsyms shows a non-zero address for the first text symbol. The file gives a
+ * page or so per read, and on some kernels (5.10) the first pages are all per-CPU symbols
+ * (type A): it is read until the first text symbol, at most 4 MiB.
+ */
 function kallsymsVisible(): boolean {
   let file: Deno.FsFile | undefined;
   try {
     file = Deno.openSync("/proc/kallsyms");
     const buf = new Uint8Array(1 << 16);
-    const n = file.readSync(buf) ?? 0;
-    for (const line of new TextDecoder().decode(buf.subarray(0, n)).split("\n")) {
-      const [addr, type] = line.split(" ");
-      if (type === "t" || type === "T") return /[1-9a-f]/.test(addr);
+    const decoder = new TextDecoder();
+    let rest = "";
+    for (let total = 0; total < 1 << 22;) {
+      const n = file.readSync(buf);
+      if (n === null || n === 0) return false;
+      total += n;
+      const lines = (rest + decoder.decode(buf.subarray(0, n), { stream: true })).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        const [addr, type] = line.split(" ");
+        if (type === "t" || type === "T") return /[1-9a-f]/.test(addr);
+      }
     }
     return false;
   } catch {
