@@ -74,6 +74,11 @@ export interface PreflightFacts {
   kallsyms: boolean;
   /** Whether the kernel has BTF (/sys/kernel/btf/vmlinux). */
   btf: boolean;
+  /**
+   * `kernel.perf_event_paranoid`, or null when unreadable. Above 2 (Debian's default is 3, from
+   * its kernel patch) only CAP_SYS_ADMIN may open perf events, which tracepoints attach through.
+   */
+  perfEventParanoid?: number | null;
 }
 
 /** What the checks found: a reason not to start (one sentence), and warnings. */
@@ -128,6 +133,14 @@ export function checkPreflight(
     return {
       problem:
         "tracefs is not mounted and mounting it needs CAP_SYS_ADMIN: mount it first (mount -t tracefs tracefs /sys/kernel/tracing) or run it as root (sudo ebpf-server)",
+      warnings: [],
+    };
+  }
+  const paranoid = facts.perfEventParanoid ?? null;
+  if (paranoid !== null && paranoid > 2 && !admin) {
+    return {
+      problem:
+        `kernel.perf_event_paranoid is ${paranoid} (Debian's default), under which the kernel lets only CAP_SYS_ADMIN open the perf events its tracepoints attach through: set it to 2 (sysctl -w kernel.perf_event_paranoid=2, and a file in /etc/sysctl.d/ to keep it) or run it as root (sudo ebpf-server)`,
       warnings: [],
     };
   }
@@ -229,7 +242,15 @@ export function gatherFacts(): PreflightFacts {
   } catch {
     btf = false;
   }
+  let perfEventParanoid: number | null = null;
+  try {
+    const text = Deno.readTextFileSync("/proc/sys/kernel/perf_event_paranoid").trim();
+    if (/^-?\d+$/.test(text)) perfEventParanoid = Number(text);
+  } catch {
+    // unreadable: the kernel says so at attach
+  }
   return {
+    perfEventParanoid,
     effective: effectiveCaps(),
     tracefs: tracefsState(),
     kallsyms: kallsymsVisible(),

@@ -59,6 +59,20 @@ Deno.test("preflight: without CAP_SYSLOG it starts and warns that location_symbo
   assert.match(result.warnings[0], /location_symbol .* null: grant CAP_SYSLOG/);
 });
 
+Deno.test("preflight: Debian's perf_event_paranoid 3 needs CAP_SYS_ADMIN, and says how to lower it", () => {
+  const { problem } = checkPreflight({ ...ok, perfEventParanoid: 3 }, ALL_PROGRAMS);
+  assert.match(problem!, /^kernel\.perf_event_paranoid is 3 \(Debian's default\)/);
+  assert.match(problem!, /sysctl -w kernel\.perf_event_paranoid=2/);
+  const admin = { ...ok, effective: ALL | CAP_SYS_ADMIN, perfEventParanoid: 3 };
+  assert.equal(checkPreflight(admin, ALL_PROGRAMS).problem, null);
+  for (const level of [2, 1, -1, null]) {
+    assert.equal(checkPreflight({ ...ok, perfEventParanoid: level }).problem, null, `${level}`);
+  }
+  // a missing capability is named first: it is the one to fix first
+  const both = checkPreflight({ ...ok, effective: ALL & ~bit("CAP_BPF"), perfEventParanoid: 3 });
+  assert.match(both.problem!, /^it lacks CAP_BPF/);
+});
+
 Deno.test("preflight: a kernel without BTF is refused", () => {
   assert.match(checkPreflight({ ...ok, btf: false }).problem!, /no BTF/);
 });

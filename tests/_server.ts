@@ -797,6 +797,18 @@ export async function pythonConnects(actions: PyAction[]): Promise<PyResult> {
  * without BTF). Where it does not (before 5.17), every drop's reason is null and summaries count
  * it as `unknown`.
  */
+/**
+ * `kernel.perf_event_paranoid` of the running kernel: above 2 (Debian's default, 3) a server as a
+ * non-root uid without CAP_SYS_ADMIN cannot attach tracepoints, and says so at start.
+ */
+export const PERF_EVENT_PARANOID: number | null = (() => {
+  try {
+    return Number(Deno.readTextFileSync("/proc/sys/kernel/perf_event_paranoid").trim());
+  } catch {
+    return null;
+  }
+})();
+
 export const KFREE_SKB_HAS_REASON = (() => {
   for (const dir of ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]) {
     try {
