@@ -79,70 +79,27 @@ async function issue(dir: string, name: string, cn: string, ext: string): Promis
   return pem(dir, name);
 }
 
+/** A self-signed certificate for `cn` (a CA, or a stranger no CA signed). */
+async function selfSigned(dir: string, name: string, cn: string): Promise<void> {
+  await openssl(
+    ["req", "-x509", ...EC, "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "2"]
+      .concat(["-subj", `/CN=${cn}`]),
+    dir,
+  );
+}
+
 /** Makes a fresh CA and certificates in a new temporary directory (remove it when done). */
 export async function makePki(): Promise<TestPki> {
   const dir = await Deno.makeTempDir({ prefix: "ebpf-server-pki-" });
-  const ec = EC;
-  await openssl([
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=ebpf-server test CA",
-  ], dir);
+  await selfSigned(dir, "ca", "ebpf-server test CA");
   await Deno.writeTextFile(`${dir}/server.ext`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
   await Deno.writeTextFile(
     `${dir}/client.ext`,
     "subjectAltName=DNS:scraper.test\nextendedKeyUsage=clientAuth\n",
   );
-  for (const [name, cn] of [["server", "localhost"], ["client", "scraper"]]) {
-    await openssl([
-      "req",
-      ...ec,
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/CN=${cn}`,
-    ], dir);
-    await openssl([
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      `${name}.crt`,
-      "-days",
-      "2",
-      "-extfile",
-      `${name}.ext`,
-    ], dir);
-  }
-  await openssl([
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "stranger.key",
-    "-out",
-    "stranger.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=stranger",
-  ], dir);
+  await issue(dir, "server", "localhost", "server.ext");
+  await issue(dir, "client", "scraper", "client.ext");
+  await selfSigned(dir, "stranger", "stranger");
   return {
     dir,
     ca: await pem(dir, "ca"),
