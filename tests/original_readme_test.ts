@@ -268,6 +268,7 @@ print('Test complete')
         assert.deepEqual(
           events.map((e) => e.destination).sort(),
           [`127.0.0.1:${httpbin}`, "127.0.0.1:53"].sort(),
+          `the events of the script's pid: ${JSON.stringify(events, null, 1)}`,
         );
         const udp = events.find((e) => e.destination === "127.0.0.1:53");
         // "Example Protocol Detection Output"
