@@ -8,7 +8,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import {
   ATTRIBUTION_COLUMNS,
-  attributionCounts,
   attributionOf,
   type Attributions,
   countAttribution,
@@ -32,16 +31,9 @@ import {
 import { commonFilters, commonGroups, familyParse } from "../fields.ts";
 import { structLayout } from "../layout.ts";
 import { type Clock, type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
-import {
-  bump,
-  forEachRow,
-  isoMicros,
-  quantile,
-  roundMicros,
-  sortedCounts,
-  type SummaryQuery,
-} from "../query.ts";
+import { isoMicros, roundMicros } from "../query.ts";
 import { OpenConnections, OUTCOMES, TcpLifeEvent, TcpLifeSummary } from "./schema.ts";
+import { summarize, summarizeSliced } from "./summary.ts";
 
 export const columns = {
   cgroup: "f64",
@@ -375,87 +367,6 @@ function toJson(table: EventTable<Columns>, s: number, store: Store) {
   };
 }
 
-interface GroupAcc {
-  connections: number;
-  bytes_sent: number;
-  bytes_received: number;
-  retransmits: number;
-  segments_out: number;
-  durations: number[];
-  outcomes: Map<string, number>;
-}
-
-function newGroup(): GroupAcc {
-  return {
-    connections: 0,
-    bytes_sent: 0,
-    bytes_received: 0,
-    retransmits: 0,
-    segments_out: 0,
-    durations: [],
-    outcomes: new Map(),
-  };
-}
-
-function finish(g: GroupAcc) {
-  const sorted = Float64Array.from(g.durations).sort();
-  return {
-    connections: g.connections,
-    bytes_sent: g.bytes_sent,
-    bytes_received: g.bytes_received,
-    retransmits: g.retransmits,
-    segments_out: g.segments_out,
-    retransmit_rate: g.segments_out ? g.retransmits / g.segments_out : null,
-    duration_ms: {
-      p50: quantile(sorted, 0.5),
-      p90: quantile(sorted, 0.9),
-      p99: quantile(sorted, 0.99),
-    },
-    by_outcome: sortedCounts(g.outcomes),
-  };
-}
-
-function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
-  const c = table.cols;
-  const all = newGroup();
-  const byRemote = new Map<string, GroupAcc>();
-  const byProcess = new Map<string, GroupAcc & { pid: number; command: string }>();
-  const byAttr = new Map<number, number>();
-  forEachRow(table as unknown as EventTable, store, query, (s) => {
-    byAttr.set(c.attr[s], (byAttr.get(c.attr[s]) ?? 0) + 1);
-    const remote = joinHostPort(address(table, "daddr", s), c.dport[s]);
-    const pkey = `${c.pid[s]} ${c.comm[s]}`;
-    let r = byRemote.get(remote);
-    if (!r) byRemote.set(remote, r = newGroup());
-    let p = byProcess.get(pkey);
-    if (!p) {
-      byProcess.set(
-        pkey,
-        p = { ...newGroup(), pid: c.pid[s], command: store.strings.get(c.comm[s]) },
-      );
-    }
-    const outcome = outcomeAt(table, s);
-    const duration = roundMicros(c.ts[s] - c.start[s]);
-    for (const g of [all, r, p]) {
-      g.connections++;
-      g.bytes_sent += c.bytes_sent[s];
-      g.bytes_received += c.bytes_received[s];
-      g.retransmits += c.retrans[s];
-      g.segments_out += c.segs_out[s];
-      if (!Number.isNaN(duration)) g.durations.push(duration);
-      bump(g.outcomes, outcome);
-    }
-  });
-  const top = <T extends GroupAcc>(m: Map<string, T>) =>
-    [...m].sort((a, b) => b[1].connections - a[1].connections).slice(0, 20);
-  return {
-    ...finish(all),
-    by_remote: top(byRemote).map(([remote, g]) => ({ remote, ...finish(g) })),
-    by_process: top(byProcess).map(([, g]) => ({ pid: g.pid, command: g.command, ...finish(g) })),
-    ...attributionCounts(store, byAttr),
-  };
-}
-
 /** The connections open now, read with the iterator program (same record as at close). */
 export function openConnections(
   obj: BpfObject,
@@ -585,6 +496,7 @@ export const tcpLife = defineProgram<Columns>({
   decoder,
   toJson,
   summarize,
+  summarizeSliced,
   metrics,
   routes(app, ctx) {
     app.openapi(
