@@ -86,6 +86,19 @@ int32_t ebpf_connection_decode(struct ebpf_ring *ring, const uint8_t *buf, uint3
  * against the BPF object's BTF by the decoder. */
 uint32_t ebpf_connection_sizes(void);
 
+/* The column writer of the other programs (ffi/columns_plan.c): decodes records of at least
+ * record_size bytes from a ring (or, with ring NULL, from buf as ebpf_ring_drain writes it) into
+ * the columns a copy plan of nsteps steps names, rows from `slot`, at most `room`; one string
+ * run per change of a string step's bytes goes to `runs` (at most runs_cap; a record whose runs
+ * do not fit waits). out[0] = runs, out[1] = records rejected (too short), out[2] = 1 when the
+ * source is empty, out[3] = bytes consumed. Returns the rows written, or -EINVAL. */
+struct ebpf_copy_step;
+struct ebpf_str_run;
+int32_t ebpf_plan_decode(struct ebpf_ring *ring, const uint8_t *buf, uint32_t len,
+			 const struct ebpf_copy_step *steps, uint32_t nsteps, uint32_t record_size,
+			 uint32_t slot, uint32_t room, double offset_ms, struct ebpf_str_run *runs,
+			 uint32_t runs_cap, uint32_t *out);
+
 /* Memory for store columns: `size` bytes of zeroed anonymous memory, in transparent huge pages
  * where the kernel allows (a page fault per 2 MiB instead of per 4 KiB). It never moves and is
  * never freed (store tables live as long as the process). NULL on failure. */

@@ -74,6 +74,29 @@ export const symbols = {
   },
   /** uint32_t ebpf_connection_sizes(void) */
   ebpf_connection_sizes: { parameters: [], result: "u32" },
+  /**
+   * int32_t ebpf_plan_decode(struct ebpf_ring *, const uint8_t *buf, uint32_t len,
+   *   const struct ebpf_copy_step *steps, uint32_t nsteps, uint32_t record_size, uint32_t slot,
+   *   uint32_t room, double offset_ms, struct ebpf_str_run *runs, uint32_t runs_cap,
+   *   uint32_t out[4])
+   */
+  ebpf_plan_decode: {
+    parameters: [
+      "pointer",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "u32",
+      "u32",
+      "u32",
+      "f64",
+      "buffer",
+      "u32",
+      "buffer",
+    ],
+    result: "i32",
+  },
   /** void *ebpf_arena_alloc(uint64_t size) */
   ebpf_arena_alloc: { parameters: ["u64"], result: "pointer" },
   /** struct ebpf_waiter *ebpf_waiter_open(void) */
