@@ -7,13 +7,7 @@
  */
 
 import { createRoute } from "@hono/zod-openapi";
-import {
-  ATTRIBUTION_COLUMNS,
-  attributionCounts,
-  attributionOf,
-  countAttribution,
-  unitTally,
-} from "../../cgroup/mod.ts";
+import { ATTRIBUTION_COLUMNS, attributionCounts, attributionOf } from "../../cgroup/mod.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
 import { kernelAddress } from "../../kernel/addresses.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
@@ -38,7 +32,8 @@ import {
   protocolParse,
 } from "../fields.ts";
 import { structLayout } from "../layout.ts";
-import { type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
+import { planWriter } from "../copy_plan.ts";
+import { type BatchDecoder, type DecoderContext, defineProgram } from "../program.ts";
 import {
   bump,
   forEachRow,
@@ -78,31 +73,6 @@ export const columns = {
 
 type Columns = typeof columns;
 
-const FIELDS = {
-  ts_ns: 8,
-  location: 8,
-  owner_cgroup_id: 8,
-  cgroup_id: 8,
-  reason: 4,
-  pid: 4,
-  owner_pid: 4,
-  len: 4,
-  ifindex: 4,
-  netns: 4,
-  protocol: 2,
-  sport: 2,
-  dport: 2,
-  l4_protocol: 1,
-  ip_version: 1,
-  tcp_flags: 1,
-  has_owner: 1,
-  saddr: 16,
-  daddr: 16,
-  comm: 16,
-  owner_comm: 16,
-  ifname: 16,
-} as const;
-
 /** Counter keys in the store's counter log: `drop <reason code> <location hex>`. */
 const DROP_KEY = "drop ";
 
@@ -115,59 +85,48 @@ function configure(obj: BpfObject): void {
   obj.setConstU32("reason_consumed", consumed ?? 0xfffffffd);
 }
 
-function decoder({ obj, store, table, clock }: DecoderContext<Columns>): RecordDecoder {
-  const at = structLayout(obj, "packet_drop_event", FIELDS);
-  const strings = store.strings;
-  const attrs = attributionOf(store);
-  const units = unitTally(store, "packet_drop");
-  return (view, bytes, r, size) => {
-    if (size < at.$size) {
-      throw new RangeError(`packet_drop record of ${size} bytes, expected ${at.$size}`);
-    }
-    const s = store.append(table as unknown as EventTable);
-    const c = table.cols;
-    c.ts[s] = clock.wallMs(
-      view.getUint32(r + at.ts_ns, true),
-      view.getUint32(r + at.ts_ns + 4, true),
-    );
-    const ctxPid = view.getUint32(r + at.pid, true);
-    const ctxComm = strings.internBytes(bytes, r + at.comm, 16);
-    const hasOwner = bytes[r + at.has_owner];
-    c.ctx_pid[s] = ctxPid;
-    c.ctx_comm[s] = ctxComm;
-    c.has_owner[s] = hasOwner;
-    if (hasOwner) {
-      c.pid[s] = view.getUint32(r + at.owner_pid, true);
-      c.comm[s] = strings.internBytes(bytes, r + at.owner_comm, 16);
-      c.owner_cgroup[s] = view.getUint32(r + at.owner_cgroup_id, true) +
-        view.getUint32(r + at.owner_cgroup_id + 4, true) * 4294967296;
-      c.cgroup[s] = c.owner_cgroup[s];
-    } else {
-      c.pid[s] = ctxPid;
-      c.comm[s] = ctxComm;
-      c.owner_cgroup[s] = 0;
-      // idle (pid 0): no task to name
-      c.cgroup[s] = ctxPid === 0 ? 0 : view.getUint32(r + at.cgroup_id, true) +
-        view.getUint32(r + at.cgroup_id + 4, true) * 4294967296;
-    }
-    c.attr[s] = attrs.idOf(c.cgroup[s]);
-    countAttribution(units, c.attr[s]);
-    c.reason[s] = view.getUint32(r + at.reason, true);
-    c.loc_lo[s] = view.getUint32(r + at.location, true);
-    c.loc_hi[s] = view.getUint32(r + at.location + 4, true);
-    c.len[s] = view.getUint32(r + at.len, true);
-    c.ifindex[s] = view.getUint32(r + at.ifindex, true);
-    c.netns[s] = view.getUint32(r + at.netns, true);
-    c.ifname[s] = strings.internBytes(bytes, r + at.ifname, 16);
-    c.protocol[s] = view.getUint16(r + at.protocol, true);
-    c.l4[s] = bytes[r + at.l4_protocol];
-    c.ipver[s] = bytes[r + at.ip_version];
-    c.tcp_flags[s] = bytes[r + at.tcp_flags];
-    c.sport[s] = view.getUint16(r + at.sport, true);
-    c.dport[s] = view.getUint16(r + at.dport, true);
-    (c.saddr as Uint8Array).set(bytes.subarray(r + at.saddr, r + at.saddr + 16), s * 16);
-    (c.daddr as Uint8Array).set(bytes.subarray(r + at.daddr, r + at.daddr + 16), s * 16);
-  };
+/**
+ * The records into the columns by the shim's column writer. pid, comm and cgroup are the
+ * owner's when the socket's owner is known, else the context task's; a drop in the idle task's
+ * context (pid 0) has no task to take a cgroup from.
+ */
+function batchDecoder(ctx: DecoderContext<Columns>): BatchDecoder {
+  const owned = { flag: "has_owner" } as const;
+  return planWriter(ctx, {
+    struct: "packet_drop_event",
+    steps: [
+      { column: "ts", kind: "boot_ms", field: "ts_ns" },
+      { column: "ctx_pid", kind: "u32", field: "pid" },
+      { column: "ctx_comm", kind: "str16", field: "comm" },
+      { column: "has_owner", kind: "u8", field: "has_owner" },
+      { column: "pid", kind: "u32", field: "owner_pid", ...owned, alt: "pid" },
+      { column: "comm", kind: "str16", field: "owner_comm", ...owned, alt: "comm" },
+      { column: "owner_cgroup", kind: "u64_f64", field: "owner_cgroup_id", ...owned, alt: "zero" },
+      {
+        column: "cgroup",
+        kind: "u64_f64",
+        field: "owner_cgroup_id",
+        ...owned,
+        alt: "cgroup_id",
+        zeroIf: "pid",
+      },
+      { column: "reason", kind: "u32", field: "reason" },
+      { column: "loc_lo", kind: "u32", field: "location", at: 0 },
+      { column: "loc_hi", kind: "u32", field: "location", at: 4 },
+      { column: "len", kind: "u32", field: "len" },
+      { column: "ifindex", kind: "u32", field: "ifindex" },
+      { column: "netns", kind: "u32", field: "netns" },
+      { column: "ifname", kind: "str16", field: "ifname" },
+      { column: "protocol", kind: "u16", field: "protocol" },
+      { column: "l4", kind: "u8", field: "l4_protocol" },
+      { column: "ipver", kind: "u8", field: "ip_version" },
+      { column: "tcp_flags", kind: "u8", field: "tcp_flags" },
+      { column: "sport", kind: "u16", field: "sport" },
+      { column: "dport", kind: "u16", field: "dport" },
+      { column: "saddr", kind: "bytes16", field: "saddr" },
+      { column: "daddr", kind: "bytes16", field: "daddr" },
+    ],
+  });
 }
 
 /** Reads the in-kernel counters and logs what grew since the last read. */
@@ -501,7 +460,7 @@ export const packetDrop = defineProgram<Columns>({
   filters,
   groups,
   configure,
-  decoder,
+  batchDecoder,
   sampler,
   toJson,
   summarize,

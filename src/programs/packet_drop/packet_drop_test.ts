@@ -4,7 +4,15 @@ import { BpfObject } from "../../ffi/shim.ts";
 import { setKernelAddressesExposed } from "../../kernel/addresses.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
-import { BOOT_WALL_MS, btfOffsets, clock, recordArea, withSummaryBase } from "../_testing.ts";
+import {
+  BOOT_WALL_MS,
+  btfOffsets,
+  clock,
+  drained,
+  recordArea,
+  withSummaryBase,
+} from "../_testing.ts";
+import { batchDecoderOf } from "../batch.ts";
 import { packetDrop } from "./mod.ts";
 import { DropReasons, kernelDropReasons } from "./reasons.ts";
 
@@ -37,12 +45,15 @@ interface RawDrop {
   saddr?: number[];
   daddr?: number[];
   owner?: { pid: number; comm: string; cgroupId: bigint };
+  /** the context task's cgroup */
+  cgroupId?: bigint;
 }
 
 const FIELD_NAMES = [
   "ts_ns",
   "location",
   "owner_cgroup_id",
+  "cgroup_id",
   "reason",
   "pid",
   "owner_pid",
@@ -106,6 +117,7 @@ function encode(obj: BpfObject, rec: RawDrop) {
   bytes.set(rec.daddr ?? [], r + at.daddr);
   str(at.comm, rec.comm);
   if (rec.ifname !== undefined) str(at.ifname, rec.ifname);
+  if (rec.cgroupId !== undefined) view.setBigUint64(r + at.cgroup_id, rec.cgroupId, true);
   if (rec.owner) {
     bytes[r + at.has_owner] = 1;
     view.setUint32(r + at.owner_pid, rec.owner.pid, true);
@@ -130,9 +142,9 @@ function setup(): Ctx {
 
 /** Decodes `rec` into the store and returns the JSON of the stored row. */
 function decodeOne(ctx: Ctx, rec: RawDrop) {
-  const decode = packetDrop.decoder!({ ...ctx, clock } as never);
-  const { view, bytes, offset, size } = encode(ctx.obj, rec);
-  decode(view, bytes, offset, size);
+  const decode = batchDecoderOf(packetDrop, { ...ctx, clock } as never);
+  const result = decode(drained(encode(ctx.obj, rec)));
+  assert.deepEqual(result, { events: 1, rejected: 0 });
   const slot = ctx.table.slot(ctx.table.length - 1);
   return packetDrop.toJson(ctx.table as never, slot, ctx.store);
 }
@@ -421,11 +433,31 @@ Deno.test("packet_drop keeps a subsystem drop reason (above 16 bits) as the kern
   assert.equal(json.reason, `UNKNOWN_${code}`);
 });
 
+Deno.test("packet_drop: the cgroup is the owner's, else the context task's, and none for idle", () => {
+  const ctx = setup();
+  using _obj = ctx.obj;
+  const drop = { tsNs: 1n, location: 1n, reason: NO_SOCKET!, protocol: ETH_P_IP, len: 1 };
+  const task = decodeOne(ctx, { ...drop, pid: 4242, comm: "curl", cgroupId: 77n });
+  assert.equal(task.cgroup_id, 77);
+  const idle = decodeOne(ctx, { ...drop, pid: 0, comm: "swapper/0", cgroupId: 77n });
+  assert.equal(idle.cgroup_id, 0, "the idle task has no cgroup to name");
+  const owned = decodeOne(ctx, {
+    ...drop,
+    pid: 0,
+    comm: "swapper/0",
+    cgroupId: 77n,
+    owner: { pid: 9, comm: "nginx", cgroupId: 0x1_0000_0042n },
+  });
+  assert.equal(owned.cgroup_id, 0x1_0000_0042, "an owner's cgroup, in any context");
+  assert.equal(owned.pid, 9);
+  assert.equal(owned.context_pid, 0);
+});
+
 Deno.test("packet_drop rejects a short record without storing a row", () => {
   const ctx = setup();
   using _obj = ctx.obj;
-  const decode = packetDrop.decoder!({ ...ctx, clock } as never);
-  const { view, bytes, offset, size } = encode(ctx.obj, {
+  const decode = batchDecoderOf(packetDrop, { ...ctx, clock } as never);
+  const record = encode(ctx.obj, {
     tsNs: 1n,
     location: 1n,
     reason: NO_SOCKET!,
@@ -434,7 +466,10 @@ Deno.test("packet_drop rejects a short record without storing a row", () => {
     protocol: ETH_P_IP,
     len: 1,
   });
-  assert.throws(() => decode(view, bytes, offset, size - 1), RangeError);
+  const result = decode(drained({ ...record, size: record.size - 1 }));
+  assert.equal(result.events, 0);
+  assert.equal(result.rejected, 1);
+  assert.match(result.error ?? "", /packet_drop_event records shorter than/);
   assert.equal(ctx.table.length, 0);
   assert.equal(ctx.store.size, 0);
 });
