@@ -6,13 +6,7 @@
  */
 
 import { createRoute } from "@hono/zod-openapi";
-import {
-  ATTRIBUTION_COLUMNS,
-  attributionOf,
-  type Attributions,
-  countAttribution,
-  unitTally,
-} from "../../cgroup/mod.ts";
+import { ATTRIBUTION_COLUMNS, attributionOf, type Attributions } from "../../cgroup/mod.ts";
 import { errorContent } from "../../http/errors.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
 import { resultName } from "../../net/names.ts";
@@ -30,7 +24,8 @@ import {
 } from "../filter.ts";
 import { commonFilters, commonGroups, familyParse } from "../fields.ts";
 import { structLayout } from "../layout.ts";
-import { type Clock, type DecoderContext, defineProgram, type RecordDecoder } from "../program.ts";
+import { planWriter } from "../copy_plan.ts";
+import { type BatchDecoder, type Clock, type DecoderContext, defineProgram } from "../program.ts";
 import { isoMicros, roundMicros } from "../query.ts";
 import { OpenConnections, OUTCOMES, TcpLifeEvent, TcpLifeSummary } from "./schema.ts";
 import { summarize, summarizeSliced } from "./summary.ts";
@@ -198,29 +193,86 @@ function unknownBits(fields: ReadonlySet<string> | undefined): number {
     (fields?.has("resets_received") ? UNKNOWN_RESETS_RECEIVED : 0);
 }
 
-function decoder(
-  { obj, store, table, clock, unknownFields }: DecoderContext<Columns>,
-): RecordDecoder {
-  const at = layoutOf(obj);
-  const strings = store.strings;
-  const attrs = attributionOf(store);
-  const units = unitTally(store, "tcp_life");
-  const unknown = unknownBits(unknownFields);
-  const tally = store.tally("tcp_life");
-  return (view, bytes, r, size) => {
-    if (size < at.$size) {
-      throw new RangeError(`tcp_life record of ${size} bytes, expected ${at.$size}`);
-    }
-    const s = store.append(table as unknown as EventTable);
-    writeRow(table, s, { view, bytes, r, at, strings, attrs, clock, unknown });
-    const c = table.cols;
-    countAttribution(units, c.attr[s]);
-    add(tally, c.direction[s] * 16 + c.outcome[s], 1);
-    add(tally, SUM_KEYS.bytes_sent, c.bytes_sent[s]);
-    add(tally, SUM_KEYS.bytes_received, c.bytes_received[s]);
-    add(tally, SUM_KEYS.retransmits, c.retrans[s]);
-    add(tally, SUM_KEYS.segments_out, c.segs_out[s]);
-  };
+/**
+ * The records into the columns by the shim's column writer; then, over the batch's rows, the
+ * outcome of each connection, this kernel's unknown bits, and the counts /metrics reads. A
+ * connection older than the program has no owner: pid, command and cgroup 0.
+ */
+function batchDecoder(ctx: DecoderContext<Columns>): BatchDecoder {
+  const unknown = unknownBits(ctx.unknownFields);
+  const tally = ctx.store.tally("tcp_life");
+  // counts by direction * 16 + outcome, gathered per batch
+  const counts = new Float64Array(64);
+  const owned = { flag: "has_owner", alt: "zero" } as const;
+  return planWriter(ctx, {
+    struct: "tcp_life_event",
+    steps: [
+      { column: "ts", kind: "boot_ms", field: "ts_ns" },
+      { column: "start", kind: "boot_ms", field: "start_ns" },
+      { column: "pid", kind: "u32", field: "pid", ...owned },
+      { column: "comm", kind: "str16", field: "comm", ...owned },
+      { column: "cgroup", kind: "u64_f64", field: "cgroup_id", ...owned },
+      { column: "bytes_sent", kind: "u64_f64", field: "bytes_sent" },
+      { column: "bytes_received", kind: "u64_f64", field: "bytes_received" },
+      { column: "srtt", kind: "u32", field: "srtt_us" },
+      { column: "retrans", kind: "u32", field: "total_retrans" },
+      { column: "segs_out", kind: "u32", field: "segs_out" },
+      { column: "sk_err", kind: "u16", field: "sk_err", at: 0 }, // an errno: its low half
+      { column: "sport", kind: "u16", field: "sport" },
+      { column: "dport", kind: "u16", field: "dport" },
+      {
+        column: "family",
+        kind: "u16_is",
+        field: "family",
+        is: { equals: AF_INET, then: 4, otherwise: 6 },
+      },
+      { column: "direction", kind: "u8", field: "direction" },
+      { column: "state", kind: "u8", field: "state" },
+      { column: "resets_sent", kind: "u8", field: "resets_sent" },
+      { column: "resets_received", kind: "u8", field: "resets_received" },
+      { column: "nstates", kind: "u8", field: "nstates" },
+      { column: "states", kind: "bytes8", field: "states" },
+      { column: "saddr", kind: "bytes16", field: "saddr" },
+      { column: "daddr", kind: "bytes16", field: "daddr" },
+      { column: "sock_lo", kind: "u32", field: "sock_id", at: 0 },
+      { column: "sock_hi", kind: "u32", field: "sock_id", at: 4 },
+    ],
+    finish(table, from, to) {
+      const c = table.cols;
+      const states = c.states as Uint8Array, outcome = c.outcome as Uint8Array;
+      const direction = c.direction as Uint8Array;
+      (c.unknown as Uint8Array).fill(unknown, from, to);
+      let sent = 0, received = 0, retransmits = 0, segments = 0;
+      for (let s = from; s < to; s++) {
+        const o = outcomeCode(
+          c.state[s],
+          states,
+          8 * s,
+          Math.min(c.nstates[s], 8),
+          c.sk_err[s],
+          c.resets_sent[s],
+          c.resets_received[s],
+        );
+        outcome[s] = o;
+        const key = direction[s] * 16 + o;
+        if (key < counts.length) counts[key]++;
+        else add(tally, key, 1);
+        sent += c.bytes_sent[s];
+        received += c.bytes_received[s];
+        retransmits += c.retrans[s];
+        segments += c.segs_out[s];
+      }
+      for (let key = 0; key < counts.length; key++) {
+        if (counts[key] === 0) continue;
+        add(tally, key, counts[key]);
+        counts[key] = 0;
+      }
+      add(tally, SUM_KEYS.bytes_sent, sent);
+      add(tally, SUM_KEYS.bytes_received, received);
+      add(tally, SUM_KEYS.retransmits, retransmits);
+      add(tally, SUM_KEYS.segments_out, segments);
+    },
+  });
 }
 
 function metrics(store: Store): MetricFamily[] {
@@ -274,18 +326,42 @@ function statesOf(table: EventTable<Columns>, s: number): number[] {
 export function outcomeOf(
   o: { state: number; states: number[]; skErr: number; resetsSent: number; resetsReceived: number },
 ): typeof OUTCOMES[number] {
-  if (o.state !== TCP_CLOSE) return "open";
-  const established = o.states.some((st) => st !== 2 && st !== 3 && st !== TCP_CLOSE && st !== 0);
-  if (!established) {
-    if (o.skErr === ECONNREFUSED || o.resetsReceived > 0) return "refused";
-    if (o.skErr === ETIMEDOUT) return "timeout";
-    return "closed_before_established";
+  return OUTCOMES[
+    outcomeCode(o.state, o.states, 0, o.states.length, o.skErr, o.resetsSent, o.resetsReceived)
+  ];
+}
+
+const OUTCOME = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
+  typeof OUTCOMES[number],
+  number
+>;
+
+/** {@linkcode outcomeOf} as an index of OUTCOMES, the states being `states[from, from + n)`. */
+function outcomeCode(
+  state: number,
+  states: ArrayLike<number>,
+  from: number,
+  n: number,
+  skErr: number,
+  resetsSent: number,
+  resetsReceived: number,
+): number {
+  if (state !== TCP_CLOSE) return OUTCOME.open;
+  let established = false;
+  for (let i = from; i < from + n && !established; i++) {
+    const st = states[i];
+    established = st !== 2 && st !== 3 && st !== TCP_CLOSE && st !== 0;
   }
-  if (o.skErr === ETIMEDOUT) return "timeout";
-  if (o.resetsReceived > 0) return "reset_by_peer";
-  if (o.resetsSent > 0) return "reset_sent"; // close() with SO_LINGER 0 also sets ECONNRESET
-  if (o.skErr === ECONNRESET) return "reset_by_peer";
-  return "closed";
+  if (!established) {
+    if (skErr === ECONNREFUSED || resetsReceived > 0) return OUTCOME.refused;
+    if (skErr === ETIMEDOUT) return OUTCOME.timeout;
+    return OUTCOME.closed_before_established;
+  }
+  if (skErr === ETIMEDOUT) return OUTCOME.timeout;
+  if (resetsReceived > 0) return OUTCOME.reset_by_peer;
+  if (resetsSent > 0) return OUTCOME.reset_sent; // close() with SO_LINGER 0 also sets ECONNRESET
+  if (skErr === ECONNRESET) return OUTCOME.reset_by_peer;
+  return OUTCOME.closed;
 }
 
 /** How the connection of row `s` ended (worked out once, as the row was written). */
@@ -493,7 +569,7 @@ export const tcpLife = defineProgram<Columns>({
     obj.setConstU32("self_port", self.port);
     obj.setConstU32("self_netns", self.netns);
   },
-  decoder,
+  batchDecoder,
   toJson,
   summarize,
   summarizeSliced,

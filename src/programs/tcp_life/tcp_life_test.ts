@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { readAsset } from "../../assets.ts";
 import { BpfObject } from "../../ffi/shim.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
-import { BOOT_WALL_MS, btfOffsets, clock, recordArea, withSummaryBase } from "../_testing.ts";
+import {
+  BOOT_WALL_MS,
+  btfOffsets,
+  clock,
+  drained,
+  recordArea,
+  withSummaryBase,
+} from "../_testing.ts";
+import { batchDecoderOf } from "../batch.ts";
 import type { z } from "@hono/zod-openapi";
 import { columns, FIELDS, outcomeOf, tcpLife } from "./mod.ts";
 import type { SummaryBase } from "../schema.ts";
@@ -150,11 +158,8 @@ function setup(): Ctx {
 
 /** Decodes `rec` into the store and returns the JSON of the stored row. */
 function decodeOne(ctx: Ctx, rec: RawRecord): TcpLifeJson {
-  const decode = tcpLife.decoder!(
-    { ...ctx, clock } as Parameters<NonNullable<typeof tcpLife.decoder>>[0],
-  );
-  const { view, bytes, offset, size } = encode(ctx.obj, rec);
-  decode(view, bytes, offset, size);
+  const decode = batchDecoderOf(tcpLife, { ...ctx, clock } as never);
+  assert.deepEqual(decode(drained(encode(ctx.obj, rec))), { events: 1, rejected: 0 });
   const slot = ctx.table.slot(ctx.table.length - 1);
   return tcpLife.toJson(
     ctx.table as unknown as EventTable,
@@ -522,11 +527,12 @@ Deno.test("tcp_life: a record not in CLOSE (the open snapshot's) is open", () =>
 Deno.test("tcp_life rejects a short record without storing a row", () => {
   const ctx = setup();
   using _obj = ctx.obj;
-  const decode = tcpLife.decoder!(
-    { ...ctx, clock } as Parameters<NonNullable<typeof tcpLife.decoder>>[0],
-  );
-  const { view, bytes, offset, size } = encode(ctx.obj, BASE);
-  assert.throws(() => decode(view, bytes, offset, size - 1), RangeError);
+  const decode = batchDecoderOf(tcpLife, { ...ctx, clock } as never);
+  const record = encode(ctx.obj, BASE);
+  const result = decode(drained({ ...record, size: record.size - 1 }));
+  assert.equal(result.events, 0);
+  assert.equal(result.rejected, 1);
+  assert.match(result.error ?? "", /tcp_life_event records shorter than/);
   assert.equal(ctx.table.length, 0);
   assert.equal(ctx.store.size, 0);
 });
