@@ -7,7 +7,7 @@
  */
 
 import { createRoute } from "@hono/zod-openapi";
-import { ATTRIBUTION_COLUMNS, attributionCounts, attributionOf } from "../../cgroup/mod.ts";
+import { ATTRIBUTION_COLUMNS, attributionOf } from "../../cgroup/mod.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
 import { kernelAddress } from "../../kernel/addresses.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
@@ -34,16 +34,10 @@ import {
 import { structLayout } from "../layout.ts";
 import { planWriter } from "../copy_plan.ts";
 import { type BatchDecoder, type DecoderContext, defineProgram } from "../program.ts";
-import {
-  bump,
-  forEachRow,
-  isoMicros,
-  roundMicros,
-  sortedCounts,
-  type SummaryQuery,
-} from "../query.ts";
+import { bump, isoMicros, roundMicros } from "../query.ts";
 import { kernelDropReasons, REASON_UNKNOWN } from "./reasons.ts";
 import { DropReasonList, PacketDropEvent, PacketDropSummary } from "./schema.ts";
+import { DROP_KEY, summarize, summarizeSliced } from "./summary.ts";
 
 /** Store columns beyond ts, pid and comm (pid/comm: the owner when known, else the context). */
 export const columns = {
@@ -72,9 +66,6 @@ export const columns = {
 } as const;
 
 type Columns = typeof columns;
-
-/** Counter keys in the store's counter log: `drop <reason code> <location hex>`. */
-const DROP_KEY = "drop ";
 
 function configure(obj: BpfObject): void {
   const reasons = kernelDropReasons();
@@ -151,9 +142,6 @@ function sampler({ obj, store }: DecoderContext<Columns>): (now: number) => void
   };
 }
 
-/** The `by_location` key of drops whose address has no symbol (and addresses are not exposed). */
-const UNKNOWN_LOCATION = "unknown";
-
 function locationOf(table: EventTable<Columns>, slot: number): bigint {
   return (BigInt(table.cols.loc_hi[slot]) << 32n) | BigInt(table.cols.loc_lo[slot]);
 }
@@ -224,69 +212,6 @@ function toJson(table: EventTable<Columns>, slot: number, store: Store) {
         cgroup_id: c.owner_cgroup[slot],
       }
       : null,
-  };
-}
-
-function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
-  const c = table.cols;
-  const reasons = kernelDropReasons();
-  const symbols = kernelSymbols();
-  const byReason = new Map<string, number>();
-  const byLocation = new Map<string, number>();
-  const byProtocol = new Map<string, number>();
-  const byL4 = new Map<string, number>();
-  const byInterface = new Map<string, number>();
-  const byOwner = new Map<string, { pid: number; command: string; count: number }>();
-  let unattributed = 0;
-  const filtered = query.pid !== undefined || query.command !== undefined ||
-    (query.match ?? null) !== null;
-  const byAttr = new Map<number, number>();
-  const events = forEachRow(table as unknown as EventTable, store, query, (s) => {
-    byAttr.set(c.attr[s], (byAttr.get(c.attr[s]) ?? 0) + 1);
-    if (filtered) {
-      bump(byReason, reasons.label(c.reason[s]));
-      const loc = locationOf(table, s);
-      bump(byLocation, symbols.resolve(loc) ?? kernelAddress(loc) ?? UNKNOWN_LOCATION);
-    }
-    bump(byProtocol, etherTypeName(c.protocol[s]));
-    if (c.ipver[s]) {
-      bump(byL4, protocolName(c.ipver[s] === 4 ? AF_INET : AF_INET6, c.l4[s], 1) ?? "?");
-    }
-    bump(byInterface, store.strings.get(c.ifname[s]) || "none");
-    if (!c.has_owner[s]) {
-      unattributed++;
-      return;
-    }
-    const key = `${c.pid[s]} ${c.comm[s]}`;
-    const entry = byOwner.get(key) ??
-      { pid: c.pid[s], command: store.strings.get(c.comm[s]), count: 0 };
-    entry.count++;
-    byOwner.set(key, entry);
-  });
-  let total = events;
-  if (!filtered) {
-    total = 0;
-    const counted = store.counters("packet_drop").sumBetween(query.since, query.until, DROP_KEY);
-    for (const [key, n] of counted) {
-      const [, reason, loc] = key.split(" ");
-      const addr = BigInt("0x" + loc);
-      bump(byReason, reasons.label(Number(reason)), n);
-      bump(byLocation, symbols.resolve(addr) ?? kernelAddress(addr) ?? UNKNOWN_LOCATION, n);
-      total += n;
-    }
-  }
-  return {
-    total_drops: total,
-    counts_source: filtered ? "events" as const : "kernel" as const,
-    events_in_window: events,
-    by_reason: sortedCounts(byReason),
-    by_location: sortedCounts(byLocation),
-    by_protocol: sortedCounts(byProtocol),
-    by_l4_protocol: sortedCounts(byL4),
-    by_interface: sortedCounts(byInterface),
-    by_owner: [...byOwner.values()].sort((a, b) => b.count - a.count).slice(0, 50),
-    unattributed,
-    ...attributionCounts(store, byAttr),
   };
 }
 
@@ -464,6 +389,7 @@ export const packetDrop = defineProgram<Columns>({
   sampler,
   toJson,
   summarize,
+  summarizeSliced,
   metrics,
   routes(app) {
     app.openapi(
