@@ -73,13 +73,7 @@ export function tracepointOf(section: string): { category: string; name: string 
 
 const TRACEFS_DIRS = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
-/**
- * Whether the running kernel has tracepoint `category:name` (looked up in tracefs): its
- * directory under `events/`, or else its line in `available_events`. The second look is there
- * because a stat of an event directory failed once on a freshly booted 6.18 whose tracefs was
- * mounted and had the event (eventfs makes those directories on lookup); the list is made from
- * the kernel's event table, not from directories.
- */
+/** Whether the running kernel has tracepoint `category:name` (looked up in tracefs). */
 export function tracepointExists(category: string, name: string): boolean {
   for (const dir of TRACEFS_DIRS) {
     try {
@@ -87,14 +81,6 @@ export function tracepointExists(category: string, name: string): boolean {
       return true;
     } catch {
       // not there, or not this tracefs
-    }
-  }
-  const line = `${category}:${name}`;
-  for (const dir of TRACEFS_DIRS) {
-    try {
-      if (Deno.readTextFileSync(`${dir}/available_events`).split("\n").includes(line)) return true;
-    } catch {
-      // not this tracefs
     }
   }
   return false;

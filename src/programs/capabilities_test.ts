@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { kernelBtfHas } from "../ffi/shim.ts";
+import { ensureTracefs, kernelBtfHas } from "../ffi/shim.ts";
 import {
   explainLog,
   failedProgramOf,
@@ -106,6 +106,9 @@ Deno.test({
     // an anonymous union member of struct sock_common
     assert.equal(kernelBtfHas("struct sock_common", "skc_daddr"), true);
     assert.throws(() => kernelBtfHas("sk_buff"), /struct, union, enum or typedef/);
+    // the server mounts tracefs before it looks for tracepoints (ProgramManager.start); on a
+    // freshly booted host nothing has mounted it yet when this unit test runs
+    ensureTracefs();
     assert.ok(tracepointExists("skb", "kfree_skb"));
     assert.ok(!tracepointExists("skb", "no_such_tracepoint"));
     const kfree = formatFields("skb", "kfree_skb");
