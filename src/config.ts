@@ -18,7 +18,8 @@ export interface Config {
   hostname: string;
   port: number;
   storeCapacity: number;
-  ringSize: number;
+  /** Bytes of every program's ring buffer (`--ring-size`); null: each program's own default. */
+  ringSize: number | null;
   drainIntervalMs: number;
   /** Programs to start at launch; null means all. */
   programs: string[] | null;
@@ -43,6 +44,7 @@ export interface Config {
 export const DEFAULTS = {
   addr: ":8080",
   storeCapacity: 1_000_000,
+  /** A program's ring buffer unless it says otherwise (see RING_SIZES in --help). */
   ringSize: 16 * 1024 * 1024,
   drainIntervalMs: 1000,
   metricsTopCommands: 20,
@@ -63,8 +65,9 @@ Flags:
   --store-capacity N      events kept in memory, all programs together; the oldest are
                           evicted (and counted) beyond it (default ${DEFAULTS.storeCapacity})
   --ring-size BYTES       size of each program's kernel ring buffer, a power of two of at
-                          least 4096 (default ${DEFAULTS.ringSize}); events that find it full
-                          are counted as lost
+                          least 4096 (default: ${DEFAULTS.ringSize} for connection, tcp_life
+                          and packet_drop, 4194304 for dns, 1048576 for cgroup, which have
+                          fewer events); events that find it full are counted as lost
   --drain-interval MS     the longest an event waits in a ring before it is moved to the
                           store, 1-10000 ms (default ${DEFAULTS.drainIntervalMs}); a ring half
                           full is drained at once, queries drain first, and live streams
@@ -296,9 +299,9 @@ export function parseConfig(
     ? DEFAULTS.storeCapacity
     : parseInteger("--store-capacity", values["store-capacity"], 1, 100_000_000);
   const ringSize = values["ring-size"] === undefined
-    ? DEFAULTS.ringSize
+    ? null
     : parseInteger("--ring-size", values["ring-size"], 4096, 1 << 30);
-  if ((ringSize & (ringSize - 1)) !== 0) {
+  if (ringSize !== null && (ringSize & (ringSize - 1)) !== 0) {
     throw new ConfigError(`--ring-size ${ringSize} must be a power of two (e.g. 16777216)`);
   }
   const drainIntervalMs = values["drain-interval"] === undefined

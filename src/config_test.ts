@@ -33,7 +33,7 @@ Deno.test("parseConfig without flags gives the defaults", () => {
     hostname: "0.0.0.0",
     port: 8080,
     storeCapacity: DEFAULTS.storeCapacity,
-    ringSize: DEFAULTS.ringSize,
+    ringSize: null,
     drainIntervalMs: DEFAULTS.drainIntervalMs,
     programs: null,
     logLevel: "info",

@@ -109,7 +109,7 @@ export async function main(
   const startedAt = Date.now();
   const store = new Store(config.storeCapacity, { memory: hugePageBuffer });
   const manager = new ProgramManager(programs.values(), store, {
-    ringSize: config.ringSize,
+    ...(config.ringSize === null ? {} : { ringSize: config.ringSize }),
     drainIntervalMs: config.drainIntervalMs,
     selfPid: Deno.pid,
     leaveOut: (Deno.env.get("EBPF_SERVER_LEAVE_OUT_HOOKS") ?? "").split(",").filter((h) => h),

@@ -29,6 +29,7 @@ interface ProgramStatus {
   name: string;
   state: string;
   events: number;
+  ring_size_bytes: number;
 }
 
 interface ErrorBody {
@@ -115,6 +116,55 @@ Deno.test({
     assert.match(doc.openapi, /^3\./);
     for (const path of ["/api/events", "/api/programs/connection/summary"]) {
       assert.ok(path in doc.paths, `/openapi.json documents ${path}`);
+    }
+  },
+});
+
+/** `max_entries` of the BPF ring buffers (map_type 27) a process holds open, from its fdinfo. */
+function ringSizesOf(pid: number): number[] {
+  const sizes: number[] = [];
+  for (const fd of Deno.readDirSync(`/proc/${pid}/fdinfo`)) {
+    let info: string;
+    try {
+      info = Deno.readTextFileSync(`/proc/${pid}/fdinfo/${fd.name}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (!/^map_type:\s+27$/m.test(info)) continue;
+    sizes.push(Number(/^max_entries:\s+(\d+)$/m.exec(info)?.[1]));
+  }
+  return sizes.sort((a, b) => a - b);
+}
+
+Deno.test({
+  name: privileged("programs: each ring buffer has its program's size, or --ring-size's"),
+  ignore: !canRunPrivileged,
+  async fn() {
+    const MiB = 1024 * 1024;
+    const expected: Record<string, number> = {
+      cgroup: MiB,
+      dns: 4 * MiB,
+      connection: 16 * MiB,
+      tcp_life: 16 * MiB,
+      packet_drop: 16 * MiB,
+    };
+    {
+      await using server = await startServer();
+      const { programs } = await server.json<{ programs: ProgramStatus[] }>("/api/programs");
+      const running = programs.filter((p) => p.state === "running");
+      assert.deepEqual(
+        Object.fromEntries(running.map((p) => [p.name, p.ring_size_bytes])),
+        expected,
+        "every program runs, with its ring size",
+      );
+      // what the kernel made: one ring buffer per program, of that size
+      assert.deepEqual(ringSizesOf(server.pid), Object.values(expected).sort((a, b) => a - b));
+    }
+    {
+      await using server = await startServer({ args: ["--ring-size", "65536"] });
+      const { programs } = await server.json<{ programs: ProgramStatus[] }>("/api/programs");
+      assert.deepEqual(programs.map((p) => p.ring_size_bytes), programs.map(() => 65536));
+      assert.deepEqual(ringSizesOf(server.pid), programs.map(() => 65536));
     }
   },
 });

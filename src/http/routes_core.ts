@@ -31,6 +31,10 @@ const ProgramStatus = z.object({
     description:
       "events the kernel could not hand over (ring buffer full) since the server started",
   }),
+  ring_size_bytes: z.number().int().openapi({
+    description:
+      "bytes of its ring buffer in the kernel (each program's default, or --ring-size): events that find it full are lost",
+  }),
   evicted: z.number().int().openapi({ description: "events evicted from the store" }),
   stored: z.number().int().openapi({ description: "events held in the store now" }),
   decode_errors: z.number().int().openapi({ description: "records that could not be decoded" }),

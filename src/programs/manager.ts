@@ -30,6 +30,7 @@ import {
 } from "./capabilities.ts";
 import type { BatchDecoder, Clock, Program } from "./program.ts";
 import { RunLog } from "./run_log.ts";
+import { DEFAULTS } from "../config.ts";
 
 export type ProgramState = "running" | "stopped" | "failed";
 
@@ -46,6 +47,8 @@ export interface ProgramStatus {
   events: number;
   /** Events the kernel could not hand over (ring buffer full), since the server started. */
   lost: number;
+  /** Bytes of its ring buffer in the kernel (what `lost` depends on). */
+  ring_size_bytes: number;
   /** Events of this program evicted from the store. */
   evicted: number;
   /** Events of this program held in the store now. */
@@ -61,8 +64,11 @@ export interface ProgramStatus {
 }
 
 export interface ManagerOptions {
-  /** Bytes of each program's BPF ring buffer (a power of two, at least a page). */
-  ringSize: number;
+  /**
+   * Bytes of every program's BPF ring buffer (a power of two, at least a page); absent: each
+   * program's own `ringSize`, else {@linkcode DEFAULTS}' (16 MiB).
+   */
+  ringSize?: number;
   /**
    * The longest an event waits in a ring before it is drained, in ms. A ring that fills to a
    * half of its size is drained at once, and queries drain before they read.
@@ -207,9 +213,14 @@ export class ProgramManager {
   readonly #options: ManagerOptions;
   readonly #clock = new BootClock();
 
-  /** Bytes in a ring that make its BPF side force a wake-up. */
-  get #wakeBytes(): number {
-    return Math.floor(this.#options.ringSize * WAKE_RING_SHARE);
+  /** Bytes of the program's ring buffer. */
+  #ringSize(slot: Slot): number {
+    return this.#options.ringSize ?? slot.program.ringSize ?? DEFAULTS.ringSize;
+  }
+
+  /** Bytes in the program's ring that make its BPF side force a wake-up. */
+  #wakeBytes(slot: Slot): number {
+    return Math.floor(this.#ringSize(slot) * WAKE_RING_SHARE);
   }
   /** Set while the drain loop runs. */
   #waiter: RingWaiter | null = null;
@@ -337,7 +348,7 @@ export class ProgramManager {
     const waiter = new RingWaiter();
     this.#waiter = waiter;
     for (const slot of this.#slots.values()) {
-      if (slot.running) waiter.watch(slot.running.ring, this.#wakeBytes);
+      if (slot.running) waiter.watch(slot.running.ring, this.#wakeBytes(slot));
     }
     const interval = this.#options.drainIntervalMs;
     this.#loop = (async () => {
@@ -396,7 +407,7 @@ export class ProgramManager {
       const decode = batchDecoderOf(slot.program, ctx);
       const sample = slot.program.sampler?.(ctx);
       ring = obj.ring("events");
-      this.#waiter?.watch(ring, this.#wakeBytes);
+      this.#waiter?.watch(ring, this.#wakeBytes(slot));
       slot.running = {
         obj,
         ring,
@@ -442,9 +453,9 @@ export class ProgramManager {
   #open(slot: Slot): BpfObject {
     const obj = new BpfObject(readAsset(`bpf/${slot.program.name}.bpf.o`), slot.program.name);
     try {
-      obj.setMapSize("events", this.#options.ringSize);
+      obj.setMapSize("events", this.#ringSize(slot));
       obj.setConstU32("self_tgid", this.#options.selfPid);
-      obj.setConstU32("wake_bytes", this.#wakeBytes);
+      obj.setConstU32("wake_bytes", this.#wakeBytes(slot));
       slot.program.configure?.(obj, {
         pid: this.#options.selfPid,
         port: this.#options.selfPort ?? 0,
@@ -701,6 +712,7 @@ export class ProgramManager {
       error_log: slot.log === null ? null : slot.log.slice(-ERROR_LOG_CHARS),
       events: slot.events,
       lost: slot.lostBefore + this.#lostNow(slot),
+      ring_size_bytes: this.#ringSize(slot),
       evicted: this.#store.evicted(name),
       stored: slot.table.length,
       decode_errors: slot.decodeErrors,

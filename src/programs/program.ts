@@ -121,6 +121,11 @@ export interface Program<S extends ColumnSpec = ColumnSpec> {
   sampler?(ctx: DecoderContext<S>): (now: number) => void;
   /** Its Prometheus metric families, from counts kept at ingest (never from the bounded store). */
   metrics?(store: Store, cap: LabelCap): MetricFamily[];
+  /**
+   * Bytes of its ring buffer by default (a power of two; 16 MiB when absent): a program with few
+   * events needs less kernel memory. `--ring-size` sets every program's.
+   */
+  ringSize?: number;
   /** Extra routes beyond the generated ones (registered by the HTTP layer). */
   routes?(app: OpenAPIHono, ctx: AppContext): void;
   /** One stored event as JSON. */

@@ -160,6 +160,9 @@ function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store
 
 export const cgroup = defineProgram<Columns>({
   name: "cgroup",
+  // a record (with its 512-byte path) is about 570 bytes: 1 MiB holds about 1800, a burst of
+  // containers starting; one lost costs a read of /sys/fs/cgroup when its id is asked for
+  ringSize: 1024 * 1024,
   description:
     "Every cgroup v2 directory made or removed (systemd units, containers): its id, path, unit and container, and who made it. Keeps the attribution of every other program's events current.",
   columns,

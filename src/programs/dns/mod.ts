@@ -548,6 +548,9 @@ const groups = {
 
 export const dns = defineProgram<Columns>({
   name: "dns",
+  // a record is a message copy (about 600 bytes): 4 MiB holds about 7000, a quarter of them
+  // wakes the drain; a host's lookups are far fewer than its connects
+  ringSize: 4 * 1024 * 1024,
   description:
     "Every DNS query of every process on the host, in every network namespace (cgroup_skb on the cgroup v2 root): name and type, server, rcode and answers, latency, timeouts, and who asked.",
   columns,
