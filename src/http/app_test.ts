@@ -222,6 +222,7 @@ Deno.test("GET /health shows the server, programs and store", async () => {
     error_log: null,
     events: 0,
     lost: 0,
+    ring_size_bytes: 1 << 16, // setup()'s --ring-size
     evicted: 0,
     stored: CONNECTS.length,
     decode_errors: 0,
