@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { quantile, quantilesOf, roundMicros } from "./query.ts";
+import { isoMicros, quantile, quantilesOf, roundMicros } from "./query.ts";
 
 Deno.test("quantilesOf equals the nearest-rank quantiles of a sorted copy", () => {
   let seed = 7;
@@ -31,4 +31,34 @@ Deno.test("roundMicros prints milliseconds to the microsecond, without float noi
   assert.equal(roundMicros(0.38), 0.38);
   assert.equal(roundMicros(12), 12);
   assert.ok(Number.isNaN(roundMicros(NaN)));
+});
+
+Deno.test("isoMicros: what toISOString gives, to the microsecond, whatever it formatted before", () => {
+  const reference = (ms: number) => {
+    const whole = Math.floor(ms);
+    const micros = Math.round((ms - whole) * 1000);
+    const iso = new Date(whole).toISOString();
+    return `${iso.slice(0, -1)}${String(Math.min(micros, 999)).padStart(3, "0")}Z`;
+  };
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const base = Date.UTC(2026, 10, 25, 3, 4, 5);
+  const values = [
+    0,
+    -1,
+    -0.0004,
+    999.9996,
+    1000,
+    base,
+    base + 0.0005,
+    base + 999.9999,
+    253402300799999,
+  ];
+  for (let i = 0; i < 20000; i++) {
+    // runs within a second, jumps across seconds and years, and back
+    values.push(base + (next() < 0.5 ? next() * 2000 : (next() - 0.5) * 1e12));
+  }
+  for (const ms of values) assert.equal(isoMicros(ms), reference(ms), `${ms}`);
+  assert.equal(isoMicros(base + 123.456), "2026-11-25T03:04:05.123456Z");
+  assert.throws(() => isoMicros(NaN), RangeError);
 });
