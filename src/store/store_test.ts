@@ -173,3 +173,37 @@ Deno.test("Store.reserve counts what it evicted for rows a batch did not write",
   assert.equal(store.evicted("a"), 4);
   assert.throws(() => store.commit(t as unknown as EventTable, 4), RangeError);
 });
+
+Deno.test("Store.reserve on a full store evicts exactly the oldest, across interleaved tables", () => {
+  let seed = 3;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let round = 0; round < 40; round++) {
+    const store = new Store(2000);
+    const tables = ["a", "b", "c"].map((name) => store.table(name, SPEC));
+    let ts = 0;
+    // fill, finely interleaved, with ties (the same ts in several tables) and runs
+    const write = (count: number) => {
+      for (let i = 0; i < count; i++) {
+        if (rnd() < 0.7) ts += rnd() < 0.5 ? 1 : 0.25;
+        add(store, tables[Math.floor(rnd() * (round % 4 === 0 ? 2 : 3))], ts);
+      }
+    };
+    write(2000 + Math.floor(rnd() * 500));
+    const table = tables[Math.floor(rnd() * 3)];
+    const want = 64 + Math.floor(rnd() * 1500);
+    const before = tables.map((t) => tsOf(t));
+    const oldestFirst = before.flat().sort((x, y) => x - y);
+    const evictedBefore = store.evicted();
+    // as many as fit in one run of slots (up to the end of the table's ring)
+    const rows = store.reserve(table as unknown as EventTable, want);
+    assert.ok(rows > 0 && rows <= want);
+    // every table lost its oldest rows; together exactly `rows`, none newer than any kept
+    const evicted = tables.map((t, i) => before[i].slice(0, before[i].length - t.length));
+    tables.forEach((t, i) => assert.deepEqual(tsOf(t), before[i].slice(evicted[i].length)));
+    const gone = evicted.flat().sort((x, y) => x - y);
+    assert.equal(gone.length, rows, `round ${round}`);
+    assert.deepEqual(gone, oldestFirst.slice(0, rows), `round ${round}: the oldest went`);
+    assert.equal(store.size + rows, store.capacity);
+    assert.equal(store.evicted() - evictedBefore, rows);
+  }
+});
