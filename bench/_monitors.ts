@@ -1,6 +1,7 @@
 /**
  * The monitors the harness compares, each started and stopped by pid: none, the C reference
- * consumer, bpftrace printing one line per connect, and ebpf-server.
+ * consumer (of connection.bpf.o, or of every object the server loads by default), bpftrace
+ * printing one line per connect, and ebpf-server (`--programs connection`, or its default: all).
  *
  * @module
  */
@@ -14,10 +15,31 @@ export type MonitorName = "none" | "c-ref" | "bpftrace" | "ebpf-server";
 
 /** Events a monitor saw for one pid, and what the kernel says it could not hand over. */
 export interface Capture {
+  /**
+   * The workload's events: connect modes, its pid's connection events; udp-drop, packet_drop
+   * events of its datagrams (UDP, its source port), whichever task's context the drop was in.
+   */
   captured: number;
   /** ebpf-server: of those, still in the store when counted (others may have been evicted). */
   stored?: number;
+  /** udp-drop: the packet_drop events whose pid (the owner's if known, else the context's) is its. */
+  byPid?: number;
   lost: number | null;
+}
+
+/** What a monitor needs to know of a load generator run to find its events. */
+export interface WorkloadRun {
+  pid: number;
+  mode: string;
+  elapsed_s: number;
+  /** udp-drop: the source port of its datagrams. */
+  sport?: number;
+}
+
+/** Events taken in so far: all programs together, and per program when the monitor tells. */
+export interface Counts {
+  total: number;
+  programs: Record<string, number> | null;
 }
 
 export interface Monitor {
@@ -26,12 +48,14 @@ export interface Monitor {
   pid: number | null;
   start(): Promise<void>;
   /** Called right after a workload run (after the monitor settled). */
-  afterRun(pid: number, seconds: number): Promise<void>;
+  afterRun(run: WorkloadRun): Promise<void>;
   /** Events of every process it has taken in so far (NaN when it cannot tell). */
   eventsTotal(): Promise<number>;
+  /** The same, and per program (null when it cannot tell). */
+  counts(): Promise<Counts>;
   stop(): Promise<void>;
-  /** After stop: what it captured for each workload pid. */
-  capture(pid: number): Capture;
+  /** After stop: what it captured for each workload run. */
+  capture(run: WorkloadRun): Capture;
 }
 
 /** Every child process the harness started and has not stopped yet (for cleanup on Ctrl-C). */
@@ -65,31 +89,46 @@ export class NoMonitor implements Monitor {
   eventsTotal() {
     return Promise.resolve(NaN);
   }
+  counts(): Promise<Counts> {
+    return Promise.resolve({ total: NaN, programs: null });
+  }
   async stop() {}
   capture(): Capture {
     return { captured: NaN, lost: null };
   }
 }
 
-/** bench/build/ref_consumer: counts events per pid; the final counts come on SIGTERM. */
+interface RefFinal {
+  lost: number;
+  programs: Record<string, { events: number; lost: number }>;
+  /** connection events by pid */
+  by_pid: Record<string, number>;
+  /** packet_drop events by pid (the owner's if known, else the context's) */
+  drops_by_pid: Record<string, number>;
+  /** packet_drop events of UDP packets by source port */
+  drops_by_udp_sport: Record<string, number>;
+}
+
+/**
+ * bench/build/ref_consumer: counts events per object, connection events per pid, packet_drop
+ * events per pid and per UDP source port; the final counts come on SIGTERM. Its arguments pick
+ * the objects: `--object build/bpf/connection.bpf.o` by default, `--all` for the server's
+ * default set.
+ */
 export class RefMonitor implements Monitor {
   readonly name = "c-ref";
   pid: number | null = null;
   #child: LineChild | null = null;
-  #final: { by_pid: Record<string, number>; lost: number } | null = null;
+  #final: RefFinal | null = null;
   #args: string[];
 
-  constructor(args: string[] = []) {
+  constructor(args: string[] = ["--object", `${ROOT}build/bpf/connection.bpf.o`]) {
     this.#args = args;
   }
 
   async start() {
     this.#final = null;
-    this.#child = new LineChild(`${BENCH_BUILD}ref_consumer`, [
-      "--object",
-      `${ROOT}build/bpf/connection.bpf.o`,
-      ...this.#args,
-    ], { cwd: ROOT });
+    this.#child = new LineChild(`${BENCH_BUILD}ref_consumer`, this.#args, { cwd: ROOT });
     children.add(this.#child.child);
     this.pid = this.#child.pid;
     await this.#child.next((l) => l.includes('"ready"'), 15_000);
@@ -99,10 +138,20 @@ export class RefMonitor implements Monitor {
 
   /** A snapshot (SIGUSR1) of how many events it has counted. */
   async eventsTotal(): Promise<number> {
+    return (await this.counts()).total;
+  }
+
+  async counts(): Promise<Counts> {
     const child = this.#child!;
     child.child.kill("SIGUSR1");
     const line = await child.next((l) => l.includes('"snapshot"'), 5000);
-    return JSON.parse(line).events;
+    const snap = JSON.parse(line) as {
+      events: number;
+      programs: Record<string, { events: number }>;
+    };
+    const programs: Record<string, number> = {};
+    for (const [name, p] of Object.entries(snap.programs)) programs[name] = p.events;
+    return { total: snap.events, programs };
   }
 
   async stop() {
@@ -115,8 +164,16 @@ export class RefMonitor implements Monitor {
     this.#child = null;
   }
 
-  capture(pid: number): Capture {
-    return { captured: this.#final!.by_pid[String(pid)] ?? 0, lost: this.#final!.lost };
+  capture(run: WorkloadRun): Capture {
+    const f = this.#final!;
+    if (run.mode === "udp-drop") {
+      return {
+        captured: f.drops_by_udp_sport[String(run.sport)] ?? 0,
+        byPid: f.drops_by_pid[String(run.pid)] ?? 0,
+        lost: f.lost,
+      };
+    }
+    return { captured: f.by_pid[String(run.pid)] ?? 0, lost: f.lost };
   }
 }
 
@@ -160,6 +217,10 @@ export class BpftraceMonitor implements Monitor {
     return Promise.resolve(NaN);
   }
 
+  counts(): Promise<Counts> {
+    return Promise.resolve({ total: NaN, programs: null });
+  }
+
   async stop() {
     await stopChild(this.#child!, "SIGINT", 20_000);
     children.delete(this.#child!);
@@ -180,8 +241,8 @@ export class BpftraceMonitor implements Monitor {
     Deno.removeSync(this.#out);
   }
 
-  capture(pid: number): Capture {
-    return { captured: this.#counts.get(pid) ?? 0, lost: this.#lost };
+  capture(run: WorkloadRun): Capture {
+    return { captured: this.#counts.get(run.pid) ?? 0, lost: this.#lost };
   }
 }
 
@@ -202,7 +263,10 @@ interface ProgramStatus {
   evicted: number;
 }
 
-/** ebpf-server from the checkout: `deno run --allow-all src/main.ts --addr 127.0.0.1:PORT ...`. */
+/**
+ * ebpf-server from the checkout: `deno run --allow-all src/main.ts --addr 127.0.0.1:PORT ...`;
+ * with no `--programs`, every program runs (the server's default).
+ */
 export class ServerMonitor implements Monitor {
   readonly name = "ebpf-server";
   pid: number | null = null;
@@ -289,7 +353,7 @@ export class ServerMonitor implements Monitor {
       await sleep(2);
     }
     this.startupMs = performance.now() - t0;
-    this.#lostBefore = (await this.status()).lost;
+    this.#lostBefore = await this.#lostAll();
   }
 
   #wanted(): string[] | null {
@@ -298,28 +362,68 @@ export class ServerMonitor implements Monitor {
   }
 
   async status(name = "connection"): Promise<ProgramStatus> {
-    const body = await getJson(`${this.base}/api/programs`);
-    return (body.programs as ProgramStatus[]).find((p) => p.name === name)!;
+    return (await this.statuses()).find((p) => p.name === name)!;
   }
 
-  async afterRun(pid: number, seconds: number) {
-    const duration = Math.ceil(seconds) + 60;
-    const summary = await getJson(
-      `${this.base}/api/programs/connection/summary?pid=${pid}&duration=${duration}`,
-    );
-    const stored = summary.total_attempts as number;
-    const counted = await this.metricsCount(`lg-${pid}`);
-    const lost = (await this.status()).lost;
-    this.#captures.set(pid, {
-      captured: counted === null ? stored : Math.max(counted, stored),
-      stored,
-      lost: lost - this.#lostBefore,
-    });
+  async statuses(): Promise<ProgramStatus[]> {
+    const body = await getJson(`${this.base}/api/programs`);
+    return body.programs as ProgramStatus[];
+  }
+
+  /** The kernel lost counters of every program, summed (programs not running count 0). */
+  async #lostAll(): Promise<number> {
+    return (await this.statuses()).reduce((s, p) => s + p.lost, 0);
+  }
+
+  async afterRun(run: WorkloadRun) {
+    const { pid } = run;
+    const duration = Math.ceil(run.elapsed_s) + 60;
+    let capture: Capture;
+    if (run.mode === "udp-drop") {
+      // one top query gives both counts: the drops of its datagrams (port filter: its source
+      // port) and, grouped by pid, those whose pid is its. packet_drop keeps no per-pid
+      // counter at ingest, so these are the events still stored (the run's are the newest).
+      const top = await getJson(
+        `${this.base}/api/programs/packet_drop/top?by=pid&port=${run.sport}&protocol=UDP&duration=${duration}&limit=1000`,
+      );
+      const groups = top.groups as { pid: number; count: number }[];
+      const total = top.total as number;
+      capture = {
+        captured: total,
+        stored: total,
+        byPid: groups.find((g) => g.pid === pid)?.count ?? 0,
+        lost: null,
+      };
+    } else {
+      const summary = await getJson(
+        `${this.base}/api/programs/connection/summary?pid=${pid}&duration=${duration}`,
+      );
+      const stored = summary.total_attempts as number;
+      const counted = await this.metricsCount(`lg-${pid}`);
+      capture = {
+        captured: counted === null ? stored : Math.max(counted, stored),
+        stored,
+        lost: null,
+      };
+    }
+    const lost = await this.#lostAll();
+    this.#captures.set(pid, { ...capture, lost: lost - this.#lostBefore });
     this.#lostBefore = lost;
   }
 
   async eventsTotal(): Promise<number> {
-    return (await this.status()).events;
+    return (await this.counts()).total;
+  }
+
+  /** Events decoded into the store, all programs together and per running program. */
+  async counts(): Promise<Counts> {
+    const programs: Record<string, number> = {};
+    let total = 0;
+    for (const p of await this.statuses()) {
+      total += p.events;
+      if (p.state === "running") programs[p.name] = p.events;
+    }
+    return { total, programs };
   }
 
   async stop() {
@@ -331,8 +435,8 @@ export class ServerMonitor implements Monitor {
     }
   }
 
-  capture(pid: number): Capture {
-    return this.#captures.get(pid) ?? { captured: 0, lost: null };
+  capture(run: WorkloadRun): Capture {
+    return this.#captures.get(run.pid) ?? { captured: 0, lost: null };
   }
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* loadgen: makes connect(2) calls on loopback at a given rate, or as fast as it can, and prints
- * exactly how many it made as one JSON line.
+/* loadgen: makes connect(2) calls (or sends datagrams) on loopback at a given rate, or as fast as
+ * it can, and prints exactly how many it made as one JSON line.
  *
  *   loadgen MODE RATE LIMIT
  *     MODE   tcp-refused  a new TCP socket per call, connect to a loopback port that is bound but
@@ -8,12 +8,18 @@
  *            tcp-accept   a new TCP socket per call, connect to a listener this process runs (a
  *                         thread accepts and closes), close with SO_LINGER 0 (no TIME_WAIT)
  *            udp          one UDP socket, connect() to 127.0.0.1:9 again and again
+ *            udp-drop     one UDP socket bound to 127.0.0.1, sendto() of an 8-byte datagram to a
+ *                         loopback port nobody has bound: the kernel drops each one on receive
+ *                         (kfree_skb, reason NO_SOCKET); its calls are counted as "connects"
  *     RATE   calls per second, 0 = as fast as possible
  *     LIMIT  "5s" (duration) or "1000000" (count)
  *
- * Every connect() the process makes is counted (pid = the caller in the JSON), so a monitor's
- * events for that pid can be compared with "connects". The process names itself "lg-<pid>"
- * (its comm), so a monitor that counts by command can tell its runs apart too. */
+ * Every connect() (or sendto()) the process makes is counted (pid = the caller in the JSON), so
+ * a monitor's events for that pid can be compared with "connects". The process names itself
+ * "lg-<pid>" (its comm), so a monitor that counts by command can tell its runs apart too. In
+ * udp-drop the JSON also has "sport" and "dport", the datagrams' ports: the drops are in softirq,
+ * which usually runs in the sender's context on loopback but may run in another task's
+ * (ksoftirqd), so a monitor can count them by port as well as by pid. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { TCP_REFUSED, TCP_ACCEPT, UDP };
+enum mode { TCP_REFUSED, TCP_ACCEPT, UDP, UDP_DROP };
 
 static double now_s(void)
 {
@@ -72,6 +78,22 @@ static int bound_tcp(int listening, struct sockaddr_in *addr)
 	return fd;
 }
 
+/* A loopback UDP socket bound to an ephemeral port, and that port (host byte order). */
+static int bound_udp(struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die("socket");
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) || getsockname(fd, (struct sockaddr *)addr, &len))
+		die("bind");
+	return fd;
+}
+
 static void *acceptor(void *arg)
 {
 	int lfd = *(int *)arg;
@@ -92,12 +114,14 @@ int main(int argc, char **argv)
 	struct sockaddr_in dst;
 	double rate, duration = 0, start, end, cpu0, next_tick;
 	uint64_t count = 0, made = 0, ok = 0, unexpected = 0, batch;
+	unsigned sport = 0;
 	int lfd = -1, ufd = -1, expect;
 	pthread_t thread;
 	char *endp;
+	static const char payload[8] = "loadgen";
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: loadgen tcp-refused|tcp-accept|udp RATE(0=max) DURATIONs|COUNT\n");
+		fprintf(stderr, "usage: loadgen tcp-refused|tcp-accept|udp|udp-drop RATE(0=max) DURATIONs|COUNT\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "tcp-refused"))
@@ -106,6 +130,8 @@ int main(int argc, char **argv)
 		mode = TCP_ACCEPT;
 	else if (!strcmp(argv[1], "udp"))
 		mode = UDP;
+	else if (!strcmp(argv[1], "udp-drop"))
+		mode = UDP_DROP;
 	else {
 		fprintf(stderr, "loadgen: unknown mode '%s'\n", argv[1]);
 		return 2;
@@ -147,6 +173,17 @@ int main(int argc, char **argv)
 			die("socket");
 		expect = 0;
 		break;
+	case UDP_DROP: {
+		struct sockaddr_in src;
+		int tmp = bound_udp(&dst);
+
+		/* a port that was free a moment ago, closed again: nobody listens on it */
+		close(tmp);
+		ufd = bound_udp(&src);
+		sport = ntohs(src.sin_port);
+		expect = 0;
+		break;
+	}
 	}
 
 	/* Paced runs go in 1 ms ticks: the calls due by now, then sleep to the next tick. */
@@ -182,12 +219,16 @@ int main(int argc, char **argv)
 		while (batch--) {
 			int fd = ufd, r;
 
-			if (mode != UDP) {
+			if (mode == TCP_REFUSED || mode == TCP_ACCEPT) {
 				fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 				if (fd < 0)
 					die("socket");
 			}
-			r = connect(fd, (struct sockaddr *)&dst, sizeof(dst));
+			if (mode == UDP_DROP)
+				r = sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&dst,
+					   sizeof(dst)) < 0;
+			else
+				r = connect(fd, (struct sockaddr *)&dst, sizeof(dst));
 			made++;
 			r = r ? -errno : 0;
 			if (r == expect)
@@ -199,7 +240,7 @@ int main(int argc, char **argv)
 
 				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
 			}
-			if (mode != UDP)
+			if (mode == TCP_REFUSED || mode == TCP_ACCEPT)
 				close(fd);
 		}
 	}
@@ -209,10 +250,13 @@ int main(int argc, char **argv)
 
 		printf("{\"pid\":%d,\"comm\":\"lg-%d\",\"mode\":\"%s\",\"target_rate\":%.0f,\"connects\":%llu,"
 		       "\"expected_result\":%llu,\"unexpected_result\":%llu,\"elapsed_s\":%.6f,"
-		       "\"rate\":%.1f,\"cpu_s\":%.6f,\"cpu_us_per_connect\":%.4f}\n",
+		       "\"rate\":%.1f,\"cpu_s\":%.6f,\"cpu_us_per_connect\":%.4f",
 		       getpid(), getpid(), argv[1], rate, (unsigned long long)made, (unsigned long long)ok,
 		       (unsigned long long)unexpected, elapsed, made / elapsed, cpu,
 		       made ? cpu * 1e6 / made : 0.0);
+		if (mode == UDP_DROP)
+			printf(",\"sport\":%u,\"dport\":%u", sport, ntohs(dst.sin_port));
+		printf("}\n");
 		fflush(stdout);
 	}
 	if (mode == TCP_ACCEPT) {

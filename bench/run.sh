@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The benchmark of issue 6, in one command (as root, from anywhere):
-#   bench/run.sh            full run, about 8-10 minutes; writes bench/RESULTS.md
-#   bench/run.sh --quick    one repeat of shorter runs, about 2 minutes
-# Other flags go to bench/run.ts: --repeats N, --duration S, --no-bpftrace, --out FILE.
+# The benchmark of issues 6 and 14, in one command (as root, from anywhere):
+#   bench/run.sh            full run, about 18 minutes; writes bench/RESULTS.md
+#   bench/run.sh --quick    one repeat of shorter runs, about 4 minutes
+# Other flags go to bench/run.ts: --repeats N, --duration S, --no-bpftrace, --out FILE,
+# --only connection,all-programs,store,server (some parts only).
 # It builds what it needs (make prepare at the top, then bench/Makefile), installs bpftrace and
 # wrk with apt-get when missing, and sends traffic to loopback only.
 set -euo pipefail
