@@ -230,8 +230,10 @@ for entry in "${fetched[@]}"; do
     echo "KT_MODPROBE=$(q "$MODPROBE")"
     echo "KT_EXEC=$(q "$exec_cmd")"
     # What the tests' deno needs from this environment: its PATH, HOME and cache. Values are
-    # split on spaces in the guest.
-    echo "KT_ENV=$(q "PATH=$PATH HOME=$HOME ${deno_dir:+DENO_DIR=$deno_dir }EBPF_TEST_TIMEOUT_SCALE=$scale")"
+    # split on spaces in the guest. Without HOME (CI may run so), the user's home from passwd:
+    # where deno, like the tools it runs, looks then.
+    home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+    echo "KT_ENV=$(q "PATH=$PATH HOME=$home ${deno_dir:+DENO_DIR=$deno_dir }EBPF_TEST_TIMEOUT_SCALE=$scale")"
   } >"$out/config"
 
   log "$release: booting ($use_accel, ${#test_files[@]} test files, timeout ${timeout} s); log: $console"
