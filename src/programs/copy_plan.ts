@@ -27,17 +27,21 @@ import { shim } from "../ffi/shim.ts";
 import type { ColumnSpec, EventTable } from "../store/mod.ts";
 import type { BatchDecoder, BatchResult, DecoderContext, RecordSource } from "./program.ts";
 
-/** Conversions of the shim's writer (`enum ebpf_copy_kind`), by the bytes each reads. */
+/**
+ * Conversions of the shim's writer (`enum ebpf_copy_kind`): the bytes each reads, and the kind of
+ * column it writes (the C side writes that many bytes a row: another column kind would be
+ * written past its end).
+ */
 const KINDS = {
-  u8: { code: 1, reads: 1 },
-  u16: { code: 2, reads: 2 },
-  u32: { code: 3, reads: 4 },
-  u64_f64: { code: 4, reads: 8 },
-  boot_ms: { code: 5, reads: 8 },
-  bytes8: { code: 6, reads: 8 },
-  bytes16: { code: 7, reads: 16 },
-  u16_is: { code: 8, reads: 2 },
-  str16: { code: 9, reads: 16 },
+  u8: { code: 1, reads: 1, writes: "u8" },
+  u16: { code: 2, reads: 2, writes: "u16" },
+  u32: { code: 3, reads: 4, writes: "u32" },
+  u64_f64: { code: 4, reads: 8, writes: "f64" },
+  boot_ms: { code: 5, reads: 8, writes: "f64" },
+  bytes8: { code: 6, reads: 8, writes: "bytes8" },
+  bytes16: { code: 7, reads: 16, writes: "bytes16" },
+  u16_is: { code: 8, reads: 2, writes: "u8" },
+  str16: { code: 9, reads: 16, writes: "str" }, // ids, written here in JavaScript
 } as const;
 
 export type CopyKind = keyof typeof KINDS;
@@ -111,8 +115,14 @@ export function planWriter<S extends ColumnSpec>(
   for (const [i, step] of plan.steps.entries()) {
     const kind = KINDS[step.kind];
     const at = i * STEP_BYTES;
-    if (!(step.column in table.cols)) {
-      throw new TypeError(`copy plan of ${struct}: no column ${step.column}`);
+    const column = (table.spec as Record<string, string>)[step.column];
+    if (column !== kind.writes) {
+      throw new TypeError(
+        `copy plan of ${struct}: ${step.kind} writes a ${kind.writes} column, ` +
+          (column === undefined
+            ? `and there is no column ${step.column}`
+            : `${step.column} is ${column}`),
+      );
     }
     sv.setUint32(at, kind.code, true);
     sv.setUint32(at + 4, offsetOf(obj, struct, step.field, kind.reads, step.at), true);
