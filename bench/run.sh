@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark of issues 6 and 14, in one command (as root, from anywhere):
-#   bench/run.sh            full run, about 18 minutes; writes bench/RESULTS.md
+#   bench/run.sh            full run, about 25 minutes; writes bench/RESULTS.md
 #   bench/run.sh --quick    one repeat of shorter runs, about 4 minutes
 # Other flags go to bench/run.ts: --repeats N, --duration S, --no-bpftrace, --out FILE,
 # --only connection,all-programs,store,server (some parts only).
