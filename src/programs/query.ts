@@ -182,6 +182,32 @@ export async function forEachRowSliced(
   return n;
 }
 
+/**
+ * Calls `fn(from, to)` with the slot ranges of the rows of `table` in `filter`'s time window,
+ * `rows` rows at a time with `slicer.next()` between them. It goes by sequence number, so rows
+ * appended meanwhile after the window's end are not visited and rows evicted meanwhile are left
+ * out; `fn` reads the columns through the table (they may have moved).
+ */
+export async function forEachSlotRangeSliced(
+  table: EventTable,
+  filter: EventFilter,
+  fn: (from: number, to: number) => void,
+  slicer: Slicer,
+  rows = 1 << 16,
+): Promise<void> {
+  const [lo, hi] = timeRange(table, filter);
+  const start = table.appended - table.length;
+  const seqHi = start + hi;
+  for (let from = start + lo; from < seqHi;) {
+    const to = Math.min(from + rows, seqHi);
+    const oldest = table.appended - table.length;
+    const a = Math.max(from, oldest);
+    for (const [f, t] of slotRanges(table, a - oldest, to - oldest)) fn(f, t);
+    from = to;
+    if (from < seqHi) await slicer.next();
+  }
+}
+
 /** Counts of values as a plain object, largest first. */
 export function sortedCounts(counts: Map<string, number>): Record<string, number> {
   return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]));

@@ -22,8 +22,9 @@ import { AF_INET, AF_INET6, protocolName } from "../../net/names.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import {
   bump,
+  forEachSlotRangeSliced,
   type Slicer,
-  slotOfSeq,
+  slotRanges,
   sortedCounts,
   type SummaryQuery,
   timeRange,
@@ -233,11 +234,9 @@ export function summarize(table: EventTable<Columns>, query: SummaryQuery, store
   const t = table as unknown as EventTable;
   const pass = new Pass(isFiltered(query));
   const filter = filterOf(query, store);
-  const [lo, hi] = timeRange(t, query);
-  if (filter && hi > lo) {
-    const size = table.cols.ts.length, first = t.slot(lo), n = hi - lo;
-    pass.add(table, first, Math.min(size, first + n), filter);
-    if (first + n > size) pass.add(table, 0, first + n - size, filter);
+  if (filter) {
+    const [lo, hi] = timeRange(t, query);
+    for (const [from, to] of slotRanges(t, lo, hi)) pass.add(table, from, to, filter);
   }
   return answer(pass, query, store);
 }
@@ -253,24 +252,16 @@ export async function summarizeSliced(
   store: Store,
   slicer: Slicer,
 ) {
-  const t = table as unknown as EventTable;
   const pass = new Pass(isFiltered(query));
   const filter = filterOf(query, store);
-  if (!filter) return answer(pass, query, store);
-  const [lo, hi] = timeRange(t, query);
-  const start = t.appended - t.length;
-  const seqHi = start + hi;
-  for (let from = start + lo; from < seqHi;) {
-    const to = Math.min(from + SLICE_ROWS, seqHi);
-    const oldest = t.appended - t.length;
-    const a = Math.max(from, oldest);
-    if (a < to) {
-      const s = slotOfSeq(t, a), size = table.cols.ts.length, n = to - a;
-      pass.add(table, s, Math.min(size, s + n), filter);
-      if (s + n > size) pass.add(table, 0, s + n - size, filter);
-    }
-    from = to;
-    if (from < seqHi) await slicer.next();
+  if (filter) {
+    await forEachSlotRangeSliced(
+      table as unknown as EventTable,
+      query,
+      (from, to) => pass.add(table, from, to, filter),
+      slicer,
+      SLICE_ROWS,
+    );
   }
   return answer(pass, query, store);
 }

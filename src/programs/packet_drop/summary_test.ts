@@ -11,6 +11,7 @@ import { etherTypeName } from "../../net/ethernet.ts";
 import { AF_INET, AF_INET6, protocolName } from "../../net/names.ts";
 import { type EventTable, Store } from "../../store/mod.ts";
 import { bump, forEachRow, sortedCounts, type SummaryQuery } from "../query.ts";
+import { random } from "../_testing.ts";
 import { columns } from "./mod.ts";
 import { kernelDropReasons } from "./reasons.ts";
 import { DROP_KEY, summarize, summarizeSliced, UNKNOWN_LOCATION } from "./summary.ts";
@@ -78,16 +79,6 @@ function oracle(table: Table, query: SummaryQuery, store: Store) {
     by_owner: [...byOwner.values()].sort((a, b) => b.count - a.count).slice(0, 50),
     unattributed,
     ...attributionCounts(store, byAttr),
-  };
-}
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

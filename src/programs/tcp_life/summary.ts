@@ -22,10 +22,11 @@ import { attributionCounts } from "../../cgroup/mod.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
 import {
+  forEachSlotRangeSliced,
   quantilesOf,
   roundMicros,
   type Slicer,
-  slotOfSeq,
+  slotRanges,
   type SummaryQuery,
   timeRange,
 } from "../query.ts";
@@ -462,14 +463,7 @@ export function summarize(table: EventTable<Columns>, query: SummaryQuery, store
   const [lo, hi] = timeRange(t, query);
   const pass = new Pass(hi - lo);
   const filter = filterOf(query, store);
-  if (filter) {
-    const size = table.cols.ts.length;
-    const first = t.slot(lo), n = hi - lo;
-    if (n > 0) {
-      pass.add(table, first, Math.min(size, first + n), filter);
-      if (first + n > size) pass.add(table, 0, first + n - size, filter);
-    }
-  }
+  if (filter) { for (const [from, to] of slotRanges(t, lo, hi)) pass.add(table, from, to, filter); }
   return answer(pass.done(), store);
 }
 
@@ -486,23 +480,16 @@ export async function summarizeSliced(
 ) {
   const t = table as unknown as EventTable;
   const [lo, hi] = timeRange(t, query);
-  const start = t.appended - t.length;
-  const seqLo = start + lo, seqHi = start + hi;
   const pass = new Pass(hi - lo);
   const filter = filterOf(query, store);
-  if (!filter) return answer(pass.done(), store);
-  for (let from = seqLo; from < seqHi;) {
-    const to = Math.min(from + SLICE_ROWS, seqHi);
-    // the slots of sequence numbers [from, to) still held, as at most two ranges
-    const oldest = t.appended - t.length;
-    const a = Math.max(from, oldest);
-    if (a < to) {
-      const s = slotOfSeq(t, a), size = table.cols.ts.length, n = to - a;
-      pass.add(table, s, Math.min(size, s + n), filter);
-      if (s + n > size) pass.add(table, 0, s + n - size, filter);
-    }
-    from = to;
-    if (from < seqHi) await slicer.next();
+  if (filter) {
+    await forEachSlotRangeSliced(
+      t,
+      query,
+      (from, to) => pass.add(table, from, to, filter),
+      slicer,
+      SLICE_ROWS,
+    );
   }
   return answer(pass.done(), store);
 }

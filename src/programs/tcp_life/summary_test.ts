@@ -15,6 +15,7 @@ import {
   sortedCounts,
   type SummaryQuery,
 } from "../query.ts";
+import { random } from "../_testing.ts";
 import { columns } from "./mod.ts";
 import { OUTCOMES } from "./schema.ts";
 import { summarize, summarizeSliced } from "./summary.ts";
@@ -106,16 +107,6 @@ function oracle(table: Table, query: SummaryQuery, store: Store) {
     by_remote: top(byRemote).map(([remote, g]) => ({ remote, ...finish(g) })),
     by_process: top(byProcess).map(([, g]) => ({ pid: g.pid, command: g.command, ...finish(g) })),
     ...attributionCounts(store, byAttr),
-  };
-}
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
