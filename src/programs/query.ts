@@ -182,6 +182,23 @@ export async function forEachRowSliced(
   return n;
 }
 
+/** A filter's pid and command id (-1: any) and field filter, resolved once for a scan. */
+export interface RowFilter {
+  pid: number;
+  comm: number;
+  match: ((slot: number) => boolean) | null;
+}
+
+/** The {@linkcode RowFilter} of `filter`; null when no row can match (an unknown command). */
+export function rowFilterOf(filter: EventFilter, store: Store): RowFilter | null {
+  let comm = -1;
+  if (filter.command !== undefined) {
+    comm = store.strings.find(filter.command);
+    if (comm < 0) return null;
+  }
+  return { pid: filter.pid ?? -1, comm, match: filter.match ?? null };
+}
+
 /**
  * Calls `fn(from, to)` with the slot ranges of the rows of `table` in `filter`'s time window,
  * `rows` rows at a time with `slicer.next()` between them. It goes by sequence number, so rows

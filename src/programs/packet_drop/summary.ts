@@ -23,6 +23,8 @@ import type { EventTable, Store } from "../../store/mod.ts";
 import {
   bump,
   forEachSlotRangeSliced,
+  type RowFilter,
+  rowFilterOf,
   type Slicer,
   slotRanges,
   sortedCounts,
@@ -107,7 +109,7 @@ class Pass {
     table: EventTable<Columns>,
     from: number,
     to: number,
-    filter: { pid: number; comm: number; match: ((slot: number) => boolean) | null },
+    filter: RowFilter,
   ): void {
     const c = table.cols;
     const pids = c.pid as Uint32Array, comms = c.comm as Uint32Array;
@@ -215,16 +217,6 @@ function answer(pass: Pass, query: SummaryQuery, store: Store) {
   };
 }
 
-/** The pid, command id and field filter of a query; null when no row can match. */
-function filterOf(query: SummaryQuery, store: Store) {
-  let comm = -1;
-  if (query.command !== undefined) {
-    comm = store.strings.find(query.command);
-    if (comm < 0) return null;
-  }
-  return { pid: query.pid ?? -1, comm, match: query.match ?? null };
-}
-
 function isFiltered(query: SummaryQuery): boolean {
   return query.pid !== undefined || query.command !== undefined || (query.match ?? null) !== null;
 }
@@ -233,7 +225,7 @@ function isFiltered(query: SummaryQuery): boolean {
 export function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
   const t = table as unknown as EventTable;
   const pass = new Pass(isFiltered(query));
-  const filter = filterOf(query, store);
+  const filter = rowFilterOf(query, store);
   if (filter) {
     const [lo, hi] = timeRange(t, query);
     for (const [from, to] of slotRanges(t, lo, hi)) pass.add(table, from, to, filter);
@@ -253,7 +245,7 @@ export async function summarizeSliced(
   slicer: Slicer,
 ) {
   const pass = new Pass(isFiltered(query));
-  const filter = filterOf(query, store);
+  const filter = rowFilterOf(query, store);
   if (filter) {
     await forEachSlotRangeSliced(
       table as unknown as EventTable,

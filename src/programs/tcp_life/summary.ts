@@ -25,6 +25,8 @@ import {
   forEachSlotRangeSliced,
   quantilesOf,
   roundMicros,
+  type RowFilter,
+  rowFilterOf,
   type Slicer,
   slotRanges,
   type SummaryQuery,
@@ -235,7 +237,7 @@ class Pass implements Rows {
     table: EventTable<Columns>,
     from: number,
     to: number,
-    filter: { pid: number; comm: number; match: ((slot: number) => boolean) | null },
+    filter: RowFilter,
   ): void {
     const c = table.cols;
     const pids = c.pid as Uint32Array, comms = c.comm as Uint32Array;
@@ -447,22 +449,12 @@ function answer(rows: Rows, store: Store) {
   };
 }
 
-/** The pid, command id and field filter of a query; null when no row can match. */
-function filterOf(query: SummaryQuery, store: Store) {
-  let comm = -1;
-  if (query.command !== undefined) {
-    comm = store.strings.find(query.command);
-    if (comm < 0) return null;
-  }
-  return { pid: query.pid ?? -1, comm, match: query.match ?? null };
-}
-
 /** The tcp_life summary of the rows of `table` inside `query` (the program's `summarize`). */
 export function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
   const t = table as unknown as EventTable;
   const [lo, hi] = timeRange(t, query);
   const pass = new Pass(hi - lo);
-  const filter = filterOf(query, store);
+  const filter = rowFilterOf(query, store);
   if (filter) { for (const [from, to] of slotRanges(t, lo, hi)) pass.add(table, from, to, filter); }
   return answer(pass.done(), store);
 }
@@ -481,7 +473,7 @@ export async function summarizeSliced(
   const t = table as unknown as EventTable;
   const [lo, hi] = timeRange(t, query);
   const pass = new Pass(hi - lo);
-  const filter = filterOf(query, store);
+  const filter = rowFilterOf(query, store);
   if (filter) {
     await forEachSlotRangeSliced(
       t,
