@@ -238,29 +238,36 @@ function batchDecoder(ctx: DecoderContext<Columns>): BatchDecoder {
       { column: "sock_hi", kind: "u32", field: "sock_id", at: 4 },
     ],
     finish(table, from, to) {
+      // every column in a typed local: one shape for the loop to compile against
       const c = table.cols;
       const states = c.states as Uint8Array, outcome = c.outcome as Uint8Array;
-      const direction = c.direction as Uint8Array;
+      const direction = c.direction as Uint8Array, state = c.state as Uint8Array;
+      const nstates = c.nstates as Uint8Array, skErr = c.sk_err as Uint16Array;
+      const resetsSent = c.resets_sent as Uint8Array;
+      const resetsReceived = c.resets_received as Uint8Array;
+      const bytesSent = c.bytes_sent as Float64Array;
+      const bytesReceived = c.bytes_received as Float64Array;
+      const retrans = c.retrans as Uint32Array, segsOut = c.segs_out as Uint32Array;
       (c.unknown as Uint8Array).fill(unknown, from, to);
       let sent = 0, received = 0, retransmits = 0, segments = 0;
       for (let s = from; s < to; s++) {
         const o = outcomeCode(
-          c.state[s],
+          state[s],
           states,
           8 * s,
-          Math.min(c.nstates[s], 8),
-          c.sk_err[s],
-          c.resets_sent[s],
-          c.resets_received[s],
+          Math.min(nstates[s], 8),
+          skErr[s],
+          resetsSent[s],
+          resetsReceived[s],
         );
         outcome[s] = o;
         const key = direction[s] * 16 + o;
         if (key < counts.length) counts[key]++;
         else add(tally, key, 1);
-        sent += c.bytes_sent[s];
-        received += c.bytes_received[s];
-        retransmits += c.retrans[s];
-        segments += c.segs_out[s];
+        sent += bytesSent[s];
+        received += bytesReceived[s];
+        retransmits += retrans[s];
+        segments += segsOut[s];
       }
       for (let key = 0; key < counts.length; key++) {
         if (counts[key] === 0) continue;
