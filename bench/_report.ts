@@ -8,6 +8,7 @@
  */
 
 import { median } from "./_proc.ts";
+import type { QueriesResult } from "./_queries.ts";
 
 // deno-lint-ignore no-explicit-any
 type Raw = any;
@@ -212,7 +213,7 @@ export function report(raw: Raw): string {
   out.push("");
   out.push(
     `Produced by \`bench/run.sh${raw.env.mode === "quick" ? " --quick" : ""}${
-      raw.parts && raw.parts.length < 4 ? ` --only ${raw.parts.join(",")}` : ""
+      raw.parts && raw.parts.length < 5 ? ` --only ${raw.parts.join(",")}` : ""
     }\` on ${raw.env.date}. ` +
       `Source: ${raw.env.source ?? "?"}. ` +
       `Kernel ${raw.env.kernel}, ${raw.env.cpu} (${raw.env.cores} cores), Deno ${raw.env.deno}, ` +
@@ -514,6 +515,7 @@ export function report(raw: Raw): string {
     }
     out.push("");
   }
+  if (raw.queriesAll) out.push(...queriesSection(raw.queriesAll, store?.bytesPerEvent));
   if (raw.startups && raw.idle && raw.wrk) {
     out.push("## Start-up, idle CPU, HTTP");
     out.push("");
@@ -698,6 +700,77 @@ function allProgramsSection(
       } | ${f(x.us / refFill.us)}× |`,
     );
   }
+  out.push("");
+  return out;
+}
+
+const MiB = (bytes: number) => `${f(bytes / 2 ** 20, 1)} MiB`;
+
+/** The "queries" part: every program on, the store full (issue 14's query and memory targets). */
+function queriesSection(q: QueriesResult, connectionBytes: number | undefined): string[] {
+  const out: string[] = [];
+  out.push("## Every program on: memory per event, queries with the store full");
+  out.push("");
+  out.push(
+    "Memory per stored event, for each program a load generator can fill a store with on its own: " +
+      "ebpf-server with `--programs NAME --store-capacity 1000000`, RSS (VmRSS) after start-up " +
+      "and after 1M calls of the load generator. Target: at most 2x connection's bytes per event" +
+      (connectionBytes ? ` (the store part above: ${f(connectionBytes, 1)} B)` : "") +
+      "; dns and cgroup events come at rates no load generator here makes a million of, so they " +
+      "are not measured.",
+  );
+  out.push("");
+  out.push("| program | fill | calls | stored | lost | RSS empty → full | bytes/event | target |");
+  out.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  const limit = 2 * (q.perProgram.find((p) => p.program === "connection")?.bytesPerEvent ?? NaN);
+  for (const p of q.perProgram) {
+    out.push(
+      `| ${p.program} | \`${p.mode}\`: ${p.why} | ${f(p.calls, 0)} | ${f(p.stored, 0)} | ${
+        f(p.lost, 0)
+      } | ${MiB(p.rss0)} → ${MiB(p.rss1)} | ${f(p.bytesPerEvent, 1)} | ${
+        p.program === "connection" ? "–" : `≤ ${f(limit, 1)}: ${met(p.bytesPerEvent <= limit)}`
+      } |`,
+    );
+  }
+  out.push("");
+  const idle = q.idle;
+  out.push(
+    `Idle RSS with every program on (2 s after start-up, store empty): ${
+      MiB(idle.rss)
+    }, of which ` +
+      `${MiB(idle.rings)} are the BPF ring buffers' mappings (the kernel maps each ring's data ` +
+      `pages twice, and all of them at once, so RSS counts each ring twice whether or not it has ` +
+      `been used), ${MiB(idle.executable)} the deno executable's pages, ${MiB(idle.rest)} the ` +
+      `rest (heap, V8, libraries). Target < 100 MiB: ${met(idle.rss < 100 * 2 ** 20)}.`,
+  );
+  out.push("");
+  const full = q.full;
+  out.push(
+    `Queries: a server with every program on (no flags) after ${f(full.calls, 0)} refused TCP ` +
+      `connects, each a connection, a tcp_life and a packet_drop event; stored: ` +
+      Object.entries(full.stored).map(([k, v]) => `${k} ${f(v as number, 0)}`).join(", ") +
+      ` (RSS ${MiB(full.rss)}, lost ${f(full.lost, 0)}). Every event is in the last 60 s, so a ` +
+      "60 s summary reads the whole store. Timed as in the query table above.",
+  );
+  out.push("");
+  out.push("| query | requests | p50 ms | p99 ms | max ms | answer (sampled) | target |");
+  out.push("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const l of q.queries) {
+    const limitMs = l.kind === "summary" ? 10 : 25;
+    out.push(
+      `| \`GET ${l.url}\` | ${l.n} | ${f(l.p50)} | ${f(l.p99)} | ${f(l.max)} | ${
+        l.seen.join(", ")
+      } | p99 < ${limitMs} ms: ${met(l.p99 < limitMs)} |`,
+    );
+  }
+  out.push("");
+  const h = q.health;
+  out.push(
+    `\`/health\` from one client every 20 ms while ${h.clients} clients loop over the four ` +
+      `slowest queries above (${h.urls.map((u) => `\`${u}\``).join(", ")}; ${f(h.heavy, 0)} ` +
+      `answered, ${f(h.failed, 0)} failed): ${h.n} requests, p50 ${f(h.p50)} ms, p99 ${f(h.p99)} ` +
+      `ms, max ${f(h.max)} ms. Target p99 < 100 ms: ${met(h.p99 < 100)}.`,
+  );
   out.push("");
   return out;
 }

@@ -7,7 +7,7 @@
  * bench/build/results.json. Run it through bench/run.sh (it builds the C tools first).
  *
  *   deno run --allow-all bench/run.ts [--quick] [--repeats N] [--duration S] [--no-bpftrace]
- *     [--only connection,all-programs,store,server] [--out FILE]
+ *     [--only connection,all-programs,store,queries,server] [--out FILE]
  *
  * @module
  */
@@ -27,6 +27,7 @@ import {
 } from "./_monitors.ts";
 import { cpuDelta, type CpuSample, cpuSample, memory, percentile, sleep } from "./_proc.ts";
 import { report } from "./_report.ts";
+import { queriesAllPrograms } from "./_queries.ts";
 import { DEFAULTS } from "../src/config.ts";
 
 const { values: flags } = parseArgs({
@@ -46,12 +47,15 @@ if (flags.help) {
     "usage: bench/run.sh [--quick] [--repeats N] [--duration S] [--no-bpftrace] [--out FILE]\n" +
       "  [--only LIST]  run only these parts (comma-separated): connection (ingest, connection\n" +
       "                 program only), all-programs (ingest, every program), store (store memory\n" +
-      "                 and queries), server (start-up, idle CPU, HTTP); default: all of them",
+      "                 and queries, connection program only), queries (every program on: each\n" +
+      "                 program's summary and list with the store full, /health under 4 clients,\n" +
+      "                 memory per event of each program, idle RSS), server (start-up, idle CPU,\n" +
+      "                 HTTP); default: all of them",
   );
   Deno.exit(0);
 }
 
-const PARTS = ["connection", "all-programs", "store", "server"] as const;
+const PARTS = ["connection", "all-programs", "store", "queries", "server"] as const;
 type Part = typeof PARTS[number];
 const only = new Set<string>(flags.only ? flags.only.split(",").map((p) => p.trim()) : PARTS);
 for (const part of only) {
@@ -485,6 +489,9 @@ async function storeAndQueries() {
   return { store: storeResult, queries: { summary: summaryLatency, list: listLatency } };
 }
 const storePart = wants("store") ? await storeAndQueries() : null;
+const queriesAll = wants("queries")
+  ? await queriesAllPrograms({ loadgen, latency, say, quick: QUICK })
+  : null;
 
 // ---------------------------------------------------------------------------------------------
 // 4. start-up (all programs, default flags), then idle CPU and /health throughput on that server
@@ -582,6 +589,7 @@ const raw = {
   fills,
   warmupConnects: WARMUP_CONNECTS,
   ...storePart,
+  queriesAll,
   ...serverPart,
 };
 Deno.writeTextFileSync(`${BENCH_BUILD}results.json`, JSON.stringify(raw, null, 1));
