@@ -87,6 +87,101 @@ static inline uint32_t source_of(const struct ebpf_copy_step *st, const uint8_t 
 
 static const uint8_t zeros[16];
 
+/* The bytes a step reads from a record (zeros when its value is zero). */
+static inline const uint8_t *field_of(const struct ebpf_copy_step *st, const uint8_t *rec)
+{
+	uint32_t at = source_of(st, rec);
+
+	return at == EBPF_COPY_ZERO ? zeros : rec + at;
+}
+
+/* Rows are written a column at a time, CHUNK records at once: each step's loop is short and
+ * the same every iteration, and writes one column's rows one after another. */
+#define CHUNK 256
+
+/* One column's rows [s0, s0 + n) from records recs[0, n): `expr` converts the bytes at `p`. A
+ * step with no flag and no zero test reads its field at a fixed offset. */
+#define COLUMN(type, expr)                                                                 \
+	do {                                                                               \
+		type *d = (type *)(uintptr_t)st->dst + s0;                                 \
+		if (plain) {                                                               \
+			for (r = 0; r < n; r++) {                                          \
+				const uint8_t *p = recs[r] + st->src;                      \
+				d[r] = (expr);                                             \
+			}                                                                  \
+		} else {                                                                   \
+			for (r = 0; r < n; r++) {                                          \
+				const uint8_t *p = field_of(st, recs[r]);                  \
+				d[r] = (expr);                                             \
+			}                                                                  \
+		}                                                                          \
+	} while (0)
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+static inline double boot_ms(const uint8_t *p, double offset_ms)
+{
+	uint64_t ns = rd64(p);
+
+	return ns == 0 ? __builtin_nan("") : (double)ns / 1e6 + offset_ms;
+}
+
+static inline uint8_t u16_is(const struct ebpf_copy_step *st, const uint8_t *p)
+{
+	return rd16(p) == (st->arg & 0xffff) ? (st->arg >> 16) & 0xff : st->arg >> 24;
+}
+
+/* Every step but the string ones, for rows [s0, s0 + n) from records recs[0, n). */
+static void write_columns(const struct ebpf_copy_step *steps, uint32_t nsteps,
+			  const uint8_t *const *recs, uint32_t n, uint32_t s0, double offset_ms)
+{
+	uint32_t i, r;
+
+	for (i = 0; i < nsteps; i++) {
+		const struct ebpf_copy_step *st = &steps[i];
+		int plain = st->flag == EBPF_COPY_NONE && st->zero_if == EBPF_COPY_NONE;
+
+		switch (st->kind) {
+		case EBPF_COPY_U8:
+			COLUMN(uint8_t, p[0]);
+			break;
+		case EBPF_COPY_U16:
+			COLUMN(uint16_t, rd16(p));
+			break;
+		case EBPF_COPY_U32:
+			COLUMN(uint32_t, rd32(p));
+			break;
+		case EBPF_COPY_U64_F64:
+			COLUMN(double, (double)rd64(p));
+			break;
+		case EBPF_COPY_BOOT_MS:
+			COLUMN(double, boot_ms(p, offset_ms));
+			break;
+		case EBPF_COPY_U16_IS:
+			COLUMN(uint8_t, u16_is(st, p));
+			break;
+		case EBPF_COPY_BYTES8:
+			for (r = 0; r < n; r++)
+				memcpy((uint8_t *)(uintptr_t)st->dst + (size_t)(s0 + r) * 8,
+				       field_of(st, recs[r]), 8);
+			break;
+		case EBPF_COPY_BYTES16:
+			for (r = 0; r < n; r++)
+				memcpy((uint8_t *)(uintptr_t)st->dst + (size_t)(s0 + r) * 16,
+				       field_of(st, recs[r]), 16);
+			break;
+		default: /* EBPF_COPY_STR16: runs, made as the records were walked */
+			break;
+		}
+	}
+}
+
 int32_t ebpf_plan_decode(struct ebpf_ring *ring, const uint8_t *buf, uint32_t len,
 			 const struct ebpf_copy_step *steps, uint32_t nsteps, uint32_t record_size,
 			 uint32_t slot, uint32_t room, double offset_ms, struct ebpf_str_run *runs,
@@ -94,22 +189,26 @@ int32_t ebpf_plan_decode(struct ebpf_ring *ring, const uint8_t *buf, uint32_t le
 {
 	const uint8_t *data = buf;
 	uint64_t avail = len, off = 0;
-	uint32_t rows = 0, nruns = 0, rejected = 0, empty = 0, nstr = 0, i;
+	uint32_t rows = 0, nruns = 0, rejected = 0, empty = 0, nstr = 0, pending = 0, i;
 	const uint8_t *last[MAX_STR_STEPS] = { 0 };
+	uint32_t str_steps[MAX_STR_STEPS];
+	const uint8_t *recs[CHUNK];
 
-	for (i = 0; i < nsteps; i++)
-		if (steps[i].kind == EBPF_COPY_STR16)
-			nstr++;
-	if (nstr > MAX_STR_STEPS) {
-		out[0] = out[1] = out[3] = 0;
-		out[2] = 1;
-		return -22; /* -EINVAL */
+	for (i = 0; i < nsteps; i++) {
+		if (steps[i].kind != EBPF_COPY_STR16)
+			continue;
+		if (nstr == MAX_STR_STEPS) {
+			out[0] = out[1] = out[3] = 0;
+			out[2] = 1;
+			return -22; /* -EINVAL */
+		}
+		str_steps[nstr++] = i;
 	}
 	if (ring)
 		data = ebpf_ring_peek(ring, &avail);
 	for (;;) {
 		const uint8_t *rec;
-		uint32_t hdr, size, s, k, need, at;
+		uint32_t hdr, size, k, need;
 
 		if (avail - off < HDR) {
 			empty = 1;
@@ -135,83 +234,34 @@ int32_t ebpf_plan_decode(struct ebpf_ring *ring, const uint8_t *buf, uint32_t le
 		}
 		/* the runs this record starts: when they do not fit, it waits for the next call */
 		need = 0;
-		k = 0;
-		for (i = 0; i < nsteps; i++) {
-			const struct ebpf_copy_step *st = &steps[i];
-
-			if (st->kind != EBPF_COPY_STR16)
-				continue;
-			at = source_of(st, rec);
-			if (!last[k] || memcmp(last[k], at == EBPF_COPY_ZERO ? zeros : rec + at, 16))
+		for (k = 0; k < nstr; k++)
+			if (!last[k] || memcmp(last[k], field_of(&steps[str_steps[k]], rec), 16))
 				need++;
-			k++;
-		}
 		if (nruns + need > runs_cap)
 			break;
-		s = slot + rows;
-		k = 0;
-		for (i = 0; i < nsteps; i++) {
-			const struct ebpf_copy_step *st = &steps[i];
-			const uint8_t *p;
+		for (k = 0; k < nstr; k++) {
+			const uint8_t *p = field_of(&steps[str_steps[k]], rec);
 
-			at = source_of(st, rec);
-			p = at == EBPF_COPY_ZERO ? zeros : rec + at;
-			switch (st->kind) {
-			case EBPF_COPY_U8:
-				((uint8_t *)(uintptr_t)st->dst)[s] = p[0];
-				break;
-			case EBPF_COPY_U16: {
-				uint16_t v;
+			if (!last[k] || memcmp(last[k], p, 16)) {
+				/* runs are written in row order, one step after another */
+				struct ebpf_str_run *run = &runs[nruns++];
 
-				memcpy(&v, p, 2);
-				((uint16_t *)(uintptr_t)st->dst)[s] = v;
-				break;
+				run->row = rows;
+				run->step = str_steps[k];
+				memcpy(run->s, p, 16);
 			}
-			case EBPF_COPY_U32:
-				((uint32_t *)(uintptr_t)st->dst)[s] = rd32(p);
-				break;
-			case EBPF_COPY_U64_F64:
-				((double *)(uintptr_t)st->dst)[s] = (double)rd64(p);
-				break;
-			case EBPF_COPY_BOOT_MS: {
-				uint64_t ns = rd64(p);
-
-				((double *)(uintptr_t)st->dst)[s] =
-					ns == 0 ? __builtin_nan("") : (double)ns / 1e6 + offset_ms;
-				break;
-			}
-			case EBPF_COPY_BYTES8:
-				memcpy((uint8_t *)(uintptr_t)st->dst + (size_t)s * 8, p, 8);
-				break;
-			case EBPF_COPY_BYTES16:
-				memcpy((uint8_t *)(uintptr_t)st->dst + (size_t)s * 16, p, 16);
-				break;
-			case EBPF_COPY_U16_IS: {
-				uint16_t v;
-
-				memcpy(&v, p, 2);
-				((uint8_t *)(uintptr_t)st->dst)[s] =
-					v == (st->arg & 0xffff) ? (st->arg >> 16) & 0xff : st->arg >> 24;
-				break;
-			}
-			case EBPF_COPY_STR16:
-				if (!last[k] || memcmp(last[k], p, 16)) {
-					/* runs are written in row order, one step after another */
-					struct ebpf_str_run *run = &runs[nruns++];
-
-					run->row = rows;
-					run->step = i;
-					memcpy(run->s, p, 16);
-				}
-				last[k++] = p;
-				break;
-			default:
-				break;
-			}
+			last[k] = p;
 		}
+		recs[pending++] = rec;
 		rows++;
 		off += HDR + ((size + 7) & ~7u);
+		if (pending == CHUNK) {
+			write_columns(steps, nsteps, recs, pending, slot + rows - pending, offset_ms);
+			pending = 0;
+		}
 	}
+	if (pending)
+		write_columns(steps, nsteps, recs, pending, slot + rows - pending, offset_ms);
 	if (ring)
 		ebpf_ring_release(ring, off);
 	out[0] = nruns;

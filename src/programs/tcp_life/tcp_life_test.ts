@@ -7,6 +7,7 @@ import {
   btfOffsets,
   clock,
   drained,
+  random,
   recordArea,
   withSummaryBase,
 } from "../_testing.ts";
@@ -535,6 +536,58 @@ Deno.test("tcp_life rejects a short record without storing a row", () => {
   assert.match(result.error ?? "", /tcp_life_event records shorter than/);
   assert.equal(ctx.table.length, 0);
   assert.equal(ctx.store.size, 0);
+});
+
+Deno.test("tcp_life: 1000 records in one batch (the column writer's chunks of 256 and a part) give the rows one at a time gives", () => {
+  const rnd = random(14);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)];
+  const records: RawRecord[] = Array.from({ length: 1000 }, (_, i) => {
+    const v6 = rnd() < 0.3;
+    return {
+      ...BASE,
+      tsNs: BigInt(2_000_000_000 + i * 1000),
+      startNs: rnd() < 0.1 ? 0n : BigInt(1_000_000_000 + i),
+      bytesSent: BigInt(Math.floor(rnd() * 2 ** 40)),
+      bytesReceived: BigInt(i),
+      cgroupId: BigInt(1 + Math.floor(rnd() * 4)),
+      sockId: 0xffff_8880_0000_0000n + BigInt(i),
+      pid: 1000 + Math.floor(rnd() * 5),
+      srttUs: i,
+      totalRetrans: i % 7,
+      skErr: pick([0, ECONNRESET, ETIMEDOUT, ECONNREFUSED]),
+      sport: 1024 + i,
+      dport: pick([80, 443, 5432]),
+      family: v6 ? AF_INET6 : AF_INET,
+      direction: pick([OUTBOUND, INBOUND, 0]),
+      resetsReceived: rnd() < 0.2 ? 1 : 0,
+      // runs of a command: the same for a while, then another; no owner now and then
+      hasOwner: rnd() < 0.1 ? 0 : 1,
+      comm: ["curl", "psql", "nginx"][Math.floor(i / 37) % 3],
+      saddr: v6 ? V6_DOC : [10, 0, (i >> 8) & 255, i & 255],
+      daddr: v6 ? V6_LOOPBACK : [127, 0, 0, 1],
+    };
+  });
+  const batch = { obj: openObject(), store: new Store(2000) } as Ctx;
+  using _obj = batch.obj;
+  batch.table = batch.store.table("tcp_life", columns);
+  const decode = batchDecoderOf(tcpLife, { ...batch, clock } as never);
+  const encoded = records.map((rec) => encode(batch.obj, rec));
+  assert.deepEqual(decode(drained(...encoded)), { events: 1000, rejected: 0 });
+  const single = { obj: batch.obj, store: new Store(2000) } as Ctx;
+  single.table = single.store.table("tcp_life", columns);
+  for (let i = 0; i < records.length; i++) {
+    const one = decodeOne(single, records[i]);
+    const s = batch.table.slot(i);
+    const row = tcpLife.toJson(batch.table as unknown as EventTable, s, batch.store);
+    assert.deepEqual(row, one, `record ${i}`);
+    // and what the record held, not only the same answer twice
+    const rec = records[i];
+    assert.equal(one.pid, rec.hasOwner ? rec.pid : 0, `record ${i} pid`);
+    assert.equal(one.command, rec.hasOwner ? rec.comm : "", `record ${i} command`);
+    assert.equal(one.local_port, rec.sport, `record ${i} port`);
+    assert.equal(one.bytes_sent, Number(rec.bytesSent), `record ${i} bytes`);
+    assert.equal(one.srtt_us, rec.srttUs, `record ${i} srtt`);
+  }
 });
 
 Deno.test("tcp_life: the decoder's field sizes match the BTF of tcp_life_event", () => {
