@@ -868,7 +868,7 @@ Deno.test("GET /api/programs/{name}/top counts groups exactly, with failures", a
   const top = await ok(app, "/api/programs/connection/top?by=destination&duration=604800&limit=2");
   const counts = new Map<string, { count: number; failed: number }>();
   for (const e of CONNECTS) {
-    if (tsOf(e) < Date.now() - 604800_000) continue;
+    if (tsOf(e) < NOW + 1_000_000 - 604800_000) continue;
     const dest = e.unixPath ?? (e.addr!.length === 4 ? `${e.addr!.join(".")}:${e.port}` : null);
     if (dest === null) continue;
     const g = counts.get(dest) ?? { count: 0, failed: 0 };
