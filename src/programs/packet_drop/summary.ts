@@ -6,8 +6,10 @@
  * The events are read a column at a time with no string per row: each breakdown counts by its
  * numeric key (protocol number, interface id, pid and command id, ...), and a row with the same
  * key as the row before (a flood: one sender, one reason, one place) only adds to a run, so a
- * Map is touched once per run. Names are made once per key at the end. The pass can go in slices
- * ({@linkcode summarizeSliced}) by sequence number, like tcp_life's. It answers what a scan
+ * Map is touched once per run. Names are made once per key at the end. Without a filter, the
+ * window's whole blocks come from per-block aggregates (an unfiltered pass over the block, kept
+ * until a row of it is evicted), and only the rows at both ends are read. The pass can go in
+ * slices ({@linkcode summarizeSliced}) by sequence number, like tcp_life's. It answers what a scan
  * building strings per row did (the test keeps that scan as its oracle): counts ordered by size,
  * ties in the order first seen.
  *
@@ -20,6 +22,7 @@ import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { etherTypeName } from "../../net/ethernet.ts";
 import { AF_INET, AF_INET6, protocolName } from "../../net/names.ts";
 import type { EventTable, Store } from "../../store/mod.ts";
+import { BlockCache, splitWindow } from "../blocks.ts";
 import {
   bump,
   forEachSlotRangeSliced,
@@ -67,6 +70,13 @@ class RunCounts {
     this.#n = 0;
   }
 
+  /** Adds the counts of `later` (of rows after these): keys new here go last, in its order. */
+  merge(later: RunCounts): void {
+    this.flush();
+    later.flush();
+    for (const [key, n] of later.counts) this.counts.set(key, (this.counts.get(key) ?? 0) + n);
+  }
+
   /** The counts by name (keys sharing a name add up), ordered as `sortedCounts` orders. */
   named(name: (key: number) => string): Record<string, number> {
     this.flush();
@@ -76,8 +86,11 @@ class RunCounts {
   }
 }
 
-/** The state of a pass over the window's rows, fed a slot range at a time. */
-class Pass {
+/**
+ * The state of a pass over the window's rows, fed a slot range at a time; an unfiltered one
+ * over a whole block is that block's aggregate.
+ */
+export class Pass {
   events = 0;
   unattributed = 0;
   readonly reason = new RunCounts();
@@ -151,6 +164,23 @@ class Pass {
     }
   }
 
+  /**
+   * Adds an unfiltered pass over rows after these (a block's aggregate): every count as if its
+   * rows had been read here, keys first seen there ordered after those seen here.
+   */
+  merge(later: Pass): void {
+    this.events += later.events;
+    this.unattributed += later.unattributed;
+    this.protocol.merge(later.protocol);
+    this.l4.merge(later.l4);
+    this.iface.merge(later.iface);
+    this.owner.merge(later.owner);
+    for (const [key, n] of later.ownerWide) {
+      this.ownerWide.set(key, (this.ownerWide.get(key) ?? 0) + n);
+    }
+    this.attr.merge(later.attr);
+  }
+
   /** The location counts by name, ordered as `sortedCounts` orders. */
   locations(): Map<string, number> {
     this.#flushLocation();
@@ -221,39 +251,130 @@ function isFiltered(query: SummaryQuery): boolean {
   return query.pid !== undefined || query.command !== undefined || (query.match ?? null) !== null;
 }
 
-/** The packet_drop summary of the rows of `table` inside `query` (the program's `summarize`). */
-export function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
-  const t = table as unknown as EventTable;
-  const pass = new Pass(isFiltered(query));
-  const filter = rowFilterOf(query, store);
-  if (filter) {
-    const [lo, hi] = timeRange(t, query);
-    for (const [from, to] of slotRanges(t, lo, hi)) pass.add(table, from, to, filter);
+/** The per-block aggregates of each table: unfiltered passes over its whole blocks. */
+const blocksOf = new WeakMap<EventTable<Columns>, BlockCache<Pass>>();
+
+/** How {@linkcode summarizeWith} works. */
+export interface SummaryOptions {
+  /**
+   * The per-block aggregates to use: by default the table's own (16384-row blocks); `null`
+   * reads every row of the window instead (what a pid, command or field filter does anyway).
+   */
+  cache?: BlockCache<Pass> | null;
+}
+
+function cacheOf(table: EventTable<Columns>, options: SummaryOptions): BlockCache<Pass> | null {
+  if (options.cache !== undefined) return options.cache;
+  let cache = blocksOf.get(table);
+  if (!cache) blocksOf.set(table, cache = new BlockCache());
+  return cache;
+}
+
+/** The unfiltered pass over rows `[lo, hi)` (0 = oldest) of `table`, its runs put in the counts. */
+function passOver(table: EventTable<Columns>, [lo, hi]: [number, number], into: Pass): Pass {
+  const every = { pid: -1, comm: -1, match: null };
+  for (const [from, to] of slotRanges(table as unknown as EventTable, lo, hi)) {
+    into.add(table, from, to, every);
   }
-  return answer(pass, query, store);
+  return into;
+}
+
+function blockPass(table: EventTable<Columns>): (lo: number, hi: number) => Pass {
+  return (lo, hi) => {
+    const part = passOver(table, [lo, hi], new Pass(false));
+    part.reason.flush(), part.protocol.flush(), part.l4.flush(), part.iface.flush();
+    part.owner.flush(), part.attr.flush();
+    return part;
+  };
 }
 
 /**
- * {@linkcode summarize} in slices of {@linkcode SLICE_ROWS} rows that give the event loop back;
- * the same answer when nothing is evicted meanwhile (rows evicted are left out: the window then
- * says it is not complete).
+ * The packet_drop summary of the rows of `table` inside `query`, with its pid, command and field
+ * filters. Without a filter, the window's whole blocks of rows (see ../blocks.ts) are added up
+ * from an unfiltered pass cached per block, and only the rows at its two ends are read: the
+ * same counts in the same order, since a block's counts keep the order their keys were first
+ * seen in and the parts are added in row order.
+ *
+ * @example
+ * ```ts
+ * summarizeWith(table, { since, until }, store, { cache: new BlockCache<Pass>(1024) });
+ * ```
+ */
+export function summarizeWith(
+  table: EventTable<Columns>,
+  query: SummaryQuery,
+  store: Store,
+  options: SummaryOptions = {},
+) {
+  const t = table as unknown as EventTable;
+  const filtered = isFiltered(query);
+  const filter = rowFilterOf(query, store);
+  const cache = cacheOf(table, options);
+  if (!filter || filtered || cache === null) {
+    const pass = new Pass(filtered);
+    if (filter) {
+      const [lo, hi] = timeRange(t, query);
+      for (const [from, to] of slotRanges(t, lo, hi)) pass.add(table, from, to, filter);
+    }
+    return answer(pass, query, store);
+  }
+  cache.sync(t);
+  const split = splitWindow(table.appended - table.length, timeRange(t, query), cache);
+  const pass = passOver(table, split.head, new Pass(false));
+  const compute = blockPass(table);
+  for (let b = split.blocks[0]; b < split.blocks[1]; b++) pass.merge(cache.get(b, compute));
+  return answer(passOver(table, split.tail, pass), query, store);
+}
+
+/** The packet_drop summary of the rows of `table` inside `query` (the program's `summarize`). */
+export function summarize(table: EventTable<Columns>, query: SummaryQuery, store: Store) {
+  return summarizeWith(table, query, store);
+}
+
+/**
+ * {@linkcode summarizeWith} in slices that give the event loop back: a filtered pass reads
+ * {@linkcode SLICE_ROWS} rows at a time, an unfiltered one computes missing block aggregates one
+ * by one. The same answer when nothing is evicted meanwhile (rows evicted are left out: the
+ * window then says it is not complete).
  */
 export async function summarizeSliced(
   table: EventTable<Columns>,
   query: SummaryQuery,
   store: Store,
   slicer: Slicer,
+  options: SummaryOptions = {},
 ) {
-  const pass = new Pass(isFiltered(query));
+  const t = table as unknown as EventTable;
+  const filtered = isFiltered(query);
   const filter = rowFilterOf(query, store);
-  if (filter) {
-    await forEachSlotRangeSliced(
-      table as unknown as EventTable,
-      query,
-      (from, to) => pass.add(table, from, to, filter),
-      slicer,
-      SLICE_ROWS,
-    );
+  const cache = cacheOf(table, options);
+  if (!filter || filtered || cache === null) {
+    const pass = new Pass(filtered);
+    if (filter) {
+      await forEachSlotRangeSliced(
+        t,
+        query,
+        (from, to) => pass.add(table, from, to, filter),
+        slicer,
+        SLICE_ROWS,
+      );
+    }
+    return answer(pass, query, store);
   }
+  cache.sync(t);
+  const start = table.appended - table.length;
+  const split = splitWindow(start, timeRange(t, query), cache);
+  // both ends now (the tail is read before any yield, so what follows it is not counted)
+  const pass = passOver(table, split.head, new Pass(false));
+  const tail = passOver(table, split.tail, new Pass(false));
+  for (let b = split.blocks[0]; b < split.blocks[1]; b++) {
+    if (slicer.due()) {
+      await slicer.next();
+      cache.sync(t);
+    }
+    if (b * cache.blockSize < table.appended - table.length) continue; // evicted meanwhile
+    pass.merge(cache.get(b, blockPass(table)));
+  }
+  pass.merge(tail);
   return answer(pass, query, store);
 }

@@ -14,7 +14,15 @@ import { bump, forEachRow, sortedCounts, type SummaryQuery } from "../query.ts";
 import { random } from "../_testing.ts";
 import { columns } from "./mod.ts";
 import { kernelDropReasons } from "./reasons.ts";
-import { DROP_KEY, summarize, summarizeSliced, UNKNOWN_LOCATION } from "./summary.ts";
+import { BlockCache } from "../blocks.ts";
+import {
+  DROP_KEY,
+  type Pass,
+  summarize,
+  summarizeSliced,
+  summarizeWith,
+  UNKNOWN_LOCATION,
+} from "./summary.ts";
 
 type Table = EventTable<typeof columns>;
 
@@ -152,4 +160,73 @@ Deno.test("packet_drop summary: in slices, the same answer; rows appended meanwh
   };
   assert.deepEqual(await summarizeSliced(table, query, store, slicer), expected);
   assert.ok(yields >= 2, `it yielded ${yields} times`);
+});
+
+Deno.test("packet_drop summary: from block aggregates, the same answer as the scan, also as rows are evicted", () => {
+  for (const seed of [4, 5]) {
+    const { store, table } = tableOf(20_000);
+    const cache = new BlockCache<Pass>(1024);
+    fill(store, table, 30_000, { seed });
+    const windows = [
+      { since: T0 + 12_345, until: T0 + 28_000 }, // a head, 14 blocks and a tail
+      { since: T0 + 10_240, until: T0 + 12_288 }, // two whole blocks, no ends
+      { since: T0, until: T0 + 40_000 },
+      { since: T0 + 20_001, until: T0 + 20_900 }, // inside one block
+    ];
+    for (const query of windows) {
+      const expected = oracle(table, query, store);
+      assert.deepEqual(summarizeWith(table, query, store, { cache }), expected, `seed ${seed}`);
+      const computed = cache.computed;
+      assert.deepEqual(summarizeWith(table, query, store, { cache }), expected, "cached");
+      assert.equal(cache.computed, computed, "the second call computes no block");
+    }
+    assert.ok(cache.computed >= 14, `${cache.computed} blocks computed`);
+    // 5000 more rows evict the oldest blocks; the window now ends in rows of a new block
+    fill(store, table, 5000, { seed: seed + 10, t0: T0 + 30_000 });
+    const query = { since: T0 + 12_000, until: T0 + 34_500 };
+    assert.deepEqual(summarizeWith(table, query, store, { cache }), oracle(table, query, store));
+    assert.ok([...cache.values()].length <= 20_000 / 1024, "evicted blocks are dropped");
+  }
+});
+
+Deno.test("packet_drop summary: blocks computed one per slice give the same answer; rows appended meanwhile are not read", async () => {
+  const { store, table } = tableOf(400_000);
+  fill(store, table, 150_000, { seed: 8 });
+  const cache = new BlockCache<Pass>(4096);
+  const query = { since: T0 + 1000, until: T0 + 149_000 };
+  const expected = oracle(table, query, store);
+  let yields = 0;
+  const slicer = {
+    due: () => true,
+    next: () => {
+      yields++;
+      fill(store, table, 1000, { seed: 200 + yields, t0: T0 + 149_000 });
+      return Promise.resolve();
+    },
+  };
+  assert.deepEqual(await summarizeSliced(table, query, store, slicer, { cache }), expected);
+  assert.ok(yields >= 30, `it yielded ${yields} times`);
+});
+
+Deno.test("packet_drop summary: blocks evicted while it yields are left out, the rest still adds up", async () => {
+  const { store, table } = tableOf(16_384);
+  fill(store, table, 16_384, { seed: 9 });
+  const cache = new BlockCache<Pass>(1024);
+  const query = { since: T0, until: T0 + 16_384 };
+  const whole = oracle(table, query, store).events_in_window;
+  let yields = 0, calls = 0;
+  const slicer = {
+    due: () => ++calls % 4 === 0, // a yield after every 3 blocks
+    next: () => {
+      yields++; // each yield evicts eight blocks' rows: the next ones the pass was to read
+      fill(store, table, 8192, { seed: 300 + yields, t0: T0 + 20_000 + 8192 * yields });
+      return Promise.resolve();
+    },
+  };
+  const got = await summarizeSliced(table, query, store, slicer, { cache });
+  assert.ok(got.events_in_window < whole && got.events_in_window > 0, `${got.events_in_window}`);
+  const byInterface = Object.values(got.by_interface).reduce((a, b) => a + b, 0);
+  assert.equal(byInterface, got.events_in_window);
+  const owned = got.by_owner.reduce((a, b) => a + b.count, 0);
+  assert.ok(owned + got.unattributed <= got.events_in_window);
 });
