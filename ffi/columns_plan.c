@@ -211,7 +211,8 @@ int32_t ebpf_plan_decode(struct ebpf_ring *ring, const uint8_t *buf, uint32_t le
 		uint32_t hdr, size, k, need;
 
 		if (avail - off < HDR) {
-			empty = 1;
+			/* bytes past the data's end are still there (see ebpf_ring_peek) */
+			empty = !ring || ebpf_ring_pending(ring) <= off;
 			break;
 		}
 		hdr = __atomic_load_n((const uint32_t *)(data + off), __ATOMIC_ACQUIRE);
@@ -220,6 +221,8 @@ int32_t ebpf_plan_decode(struct ebpf_ring *ring, const uint8_t *buf, uint32_t le
 			break;
 		}
 		size = hdr & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+		if (HDR + ((size + 7) & ~7u) > avail - off)
+			break; /* it wraps round the data's end: the next call has it whole */
 		if (hdr & BPF_RINGBUF_DISCARD_BIT) {
 			off += HDR + ((size + 7) & ~7u);
 			continue;

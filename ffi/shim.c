@@ -35,9 +35,11 @@ struct ebpf_obj {
 
 struct ebpf_ring {
 	void *consumer; /* one page, read-write: consumer position */
-	void *producer; /* one page of producer position, then the data twice */
+	void *producer; /* one page of producer position, then the data once */
 	uint8_t *data;
 	uint64_t mask;
+	uint8_t *bounce; /* a record that wraps round the data's end, made contiguous */
+	uint32_t bounce_cap;
 	size_t producer_len;
 	long page;
 	int fd; /* the ring buffer map: what a waiter watches */
@@ -518,8 +520,10 @@ struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *o, const char *map)
 		free(r);
 		return NULL;
 	}
-	/* The data area is mapped twice in a row, so a record that wraps reads straight. */
-	r->producer_len = r->page + 2 * (r->mask + 1);
+	/* The data area is mapped once: every page the kernel maps counts in RSS, and the
+	 * libbpf way (twice in a row, so that a record that wraps reads straight) doubles the
+	 * rings' share of it. A record that wraps is put together by ring_copy or the bounce. */
+	r->producer_len = r->page + (r->mask + 1);
 	r->producer = mmap(NULL, r->producer_len, PROT_READ, MAP_SHARED, fd, r->page);
 	if (r->producer == MAP_FAILED) {
 		fail(-errno, "mmap data of", map);
@@ -530,6 +534,19 @@ struct ebpf_ring *ebpf_ring_open(struct ebpf_obj *o, const char *map)
 	r->data = (uint8_t *)r->producer + r->page;
 	r->fd = fd;
 	return r;
+}
+
+/* Copies n bytes of the data area from position pos on, wrapping round its end. */
+static void ring_copy(const struct ebpf_ring *r, uint64_t pos, uint8_t *dst, uint32_t n)
+{
+	uint64_t at = pos & r->mask, first = r->mask + 1 - at;
+
+	if (n <= first) {
+		memcpy(dst, r->data + at, n);
+		return;
+	}
+	memcpy(dst, r->data + at, first);
+	memcpy(dst + first, r->data, n - first);
 }
 
 int32_t ebpf_ring_drain(struct ebpf_ring *r, uint8_t *buf, uint32_t cap)
@@ -553,7 +570,7 @@ int32_t ebpf_ring_drain(struct ebpf_ring *r, uint8_t *buf, uint32_t cap)
 				break; /* the caller drains again with an empty buffer */
 			((uint32_t *)(buf + used))[0] = size;
 			((uint32_t *)(buf + used))[1] = 0;
-			memcpy(buf + used + 8, hdr + 2, size);
+			ring_copy(r, cons + BPF_RINGBUF_HDR_SZ, buf + used + 8, size);
 			used += padded + 8;
 		}
 		cons += padded + BPF_RINGBUF_HDR_SZ;
@@ -595,9 +612,34 @@ const uint8_t *ebpf_ring_peek(struct ebpf_ring *r, uint64_t *avail)
 {
 	uint64_t cons = __atomic_load_n((uint64_t *)r->consumer, __ATOMIC_ACQUIRE);
 	uint64_t prod = __atomic_load_n((uint64_t *)r->producer, __ATOMIC_ACQUIRE);
+	uint64_t at = cons & r->mask, to_end = r->mask + 1 - at;
+	uint32_t len, whole;
 
 	*avail = prod - cons;
-	return r->data + (cons & r->mask);
+	if (*avail <= to_end)
+		return r->data + at;
+	/* The bytes wrap round the end: up to it, unless the first record is the one that
+	 * wraps (headers are 8-aligned, so a header never does). */
+	len = __atomic_load_n((const uint32_t *)(r->data + at), __ATOMIC_ACQUIRE);
+	whole = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+	whole = BPF_RINGBUF_HDR_SZ + ((whole + 7) & ~7u);
+	if ((len & BPF_RINGBUF_BUSY_BIT) || whole <= to_end) {
+		*avail = to_end;
+		return r->data + at;
+	}
+	if (whole > r->bounce_cap) {
+		uint8_t *grown = realloc(r->bounce, whole);
+
+		if (!grown) {
+			*avail = 0; /* it waits for memory: the next drain tries again */
+			return r->data + at;
+		}
+		r->bounce = grown;
+		r->bounce_cap = whole;
+	}
+	ring_copy(r, cons, r->bounce, whole);
+	*avail = whole;
+	return r->bounce;
 }
 
 void ebpf_ring_release(struct ebpf_ring *r, uint64_t bytes)
@@ -613,6 +655,7 @@ void ebpf_ring_close(struct ebpf_ring *r)
 		return;
 	munmap(r->producer, r->producer_len);
 	munmap(r->consumer, r->page);
+	free(r->bounce);
 	free(r);
 }
 

@@ -67,7 +67,11 @@ uint32_t ebpf_ring_pending(struct ebpf_ring *ring);
 void ebpf_ring_close(struct ebpf_ring *ring);
 
 /* For a program's column writer (ffi/columns_<program>.c): the committed and reserved bytes
- * from the consumer position, contiguous (the data area is mapped twice), and releasing them. */
+ * from the consumer position that lie contiguous (the data area is mapped once), and releasing
+ * them. Where they wrap round the data's end, *avail stops at the end; when the first record
+ * is the one that wraps, it alone is given, copied into a buffer of the ring's. A record may
+ * end past *avail only there: a writer stops before it, and ebpf_ring_pending says more is
+ * left. */
 const uint8_t *ebpf_ring_peek(struct ebpf_ring *ring, uint64_t *avail);
 void ebpf_ring_release(struct ebpf_ring *ring, uint64_t bytes);
 
