@@ -4,7 +4,6 @@
  * @module
  */
 
-import { attributionOf } from "../../cgroup/mod.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -27,8 +26,16 @@ import {
   PROTO_UNKNOWN,
   protocolParse,
 } from "../fields.ts";
+import {
+  attributionFields,
+  baseFields,
+  eventJson,
+  field,
+  intField,
+  ipv4Key,
+  otherKey,
+} from "../event_json.ts";
 import { defineProgram } from "../program.ts";
-import { isoMicros, roundMicros } from "../query.ts";
 import { ConnectionEvent, ConnectionSummary } from "./schema.ts";
 import { type Columns, columns, columnWriter } from "./columns.ts";
 import { destinationOf, summarize, summarizeSliced } from "./summary.ts";
@@ -57,39 +64,88 @@ function metrics(store: Store, cap: LabelCap): MetricFamily[] {
   }];
 }
 
-function toJson(table: EventTable<Columns>, slot: number, store: Store) {
-  const c = table.cols;
-  const dest = destinationOf(table, slot, store);
-  const sockType = c.sock_type[slot];
-  const family = c.family[slot];
-  return {
-    type: "connection",
-    wall_time: isoMicros(c.ts[slot]),
-    timestamp_ms: roundMicros(c.ts[slot]),
-    pid: c.pid[slot],
-    command: store.strings.get(c.comm[slot]),
-    tid: c.tid[slot],
-    uid: c.uid[slot],
-    cgroup_id: c.cgroup[slot],
-    ...attributionOf(store).json(c.attr[slot]),
-    address_family: familyName(family),
-    protocol: protocolName(family, c.protocol[slot], sockType),
-    protocol_number: c.protocol[slot],
-    socket_type: socketTypeName(sockType),
-    destination_ip: dest.ip,
-    destination_port: dest.port,
-    destination: dest.destination,
-    destination_name: destinationName(store, dest.ip, {
-      pid: c.pid[slot],
-      cgroupId: c.cgroup[slot],
-      tsMs: c.ts[slot],
-    }),
-    unix_path: dest.path,
-    result: resultName(c.ret[slot]),
-    ret: c.ret[slot],
-    latency_ns: c.latency[slot],
+/**
+ * A connection event's fields: `toJson` and the lists' JSON writer both come from them. The
+ * destination (ip, port, path, `destination`) is worked out once per event, and kept by what
+ * decides it (an IPv4 address and port, a unix path, a family).
+ */
+const toJson = eventJson<Columns>((table, store) => {
+  // a copy of the columns' object: its properties are fast to read (the table's own object,
+  // made a column at a time, is a dictionary)
+  const c = { ...table.cols };
+  const ts = c.ts, pid = c.pid, cgroup = c.cgroup, family = c.family, sockType = c.sock_type;
+  const protocol = c.protocol, port = c.port, ret = c.ret, path = c.unix_path;
+  const addr = c.addr as Uint8Array;
+  /** IPv4: the address; IPv6: none; other families: their null */
+  const ipKey = (s: number) =>
+    family[s] === AF_INET ? ipv4Key(addr, s) : family[s] === AF_INET6 ? -1 : otherKey(0);
+  /** What decides the destination: IPv4 address and port, unix path, or family (IPv6: none) */
+  const destinationKey = (s: number) =>
+    family[s] === AF_INET
+      ? ipv4Key(addr, s) * 65536 + port[s]
+      : family[s] === AF_INET6
+      ? -1
+      : family[s] === AF_UNIX
+      ? otherKey(256 + path[s])
+      : otherKey(family[s]);
+  type Destination = ReturnType<typeof destinationOf>;
+  const known = new Map<number, Destination>();
+  let dest: Destination | null = null;
+  const destination = (s: number) => {
+    if (dest !== null) return dest;
+    const key = destinationKey(s);
+    dest = key >= 0 ? known.get(key) ?? null : null;
+    if (dest === null) {
+      dest = destinationOf(table, s, store);
+      if (key >= 0) {
+        if (known.size >= 4096) known.clear();
+        known.set(key, dest);
+      }
+    }
+    return dest;
   };
-}
+  return {
+    begin() {
+      dest = null;
+    },
+    fields: [
+      ...baseFields("connection", table as unknown as EventTable, store),
+      intField("tid", (s) => c.tid[s]),
+      intField("uid", (s) => c.uid[s]),
+      intField("cgroup_id", (s) => cgroup[s]),
+      attributionFields(table as unknown as EventTable, store),
+      field("address_family", (s) => familyName(family[s]), (s) => family[s]),
+      field(
+        "protocol",
+        (s) => protocolName(family[s], protocol[s], sockType[s]),
+        (s) => (family[s] * 65536 + protocol[s]) * 256 + sockType[s],
+      ),
+      intField("protocol_number", (s) => protocol[s]),
+      field("socket_type", (s) => socketTypeName(sockType[s]), (s) => sockType[s]),
+      field("destination_ip", (s) => destination(s).ip, ipKey),
+      field(
+        "destination_port",
+        (s) => destination(s).port,
+        (s) => family[s] === AF_INET || family[s] === AF_INET6 ? port[s] : otherKey(0),
+      ),
+      field("destination", (s) => destination(s).destination, destinationKey),
+      field("destination_name", (s) =>
+        destinationName(store, destination(s).ip, {
+          pid: pid[s],
+          cgroupId: cgroup[s],
+          tsMs: ts[s],
+        })),
+      field(
+        "unix_path",
+        (s) => destination(s).path,
+        (s) => family[s] === AF_UNIX ? path[s] : otherKey(0),
+      ),
+      field("result", (s) => resultName(ret[s]), (s) => ret[s] + 2 ** 31),
+      field("ret", (s) => ret[s], (s) => ret[s] + 2 ** 31),
+      field("latency_ns", (s) => c.latency[s]),
+    ],
+  };
+});
 
 const EINPROGRESS = -115;
 

@@ -7,9 +7,9 @@
  */
 
 import { createRoute } from "@hono/zod-openapi";
-import { ATTRIBUTION_COLUMNS, attributionOf } from "../../cgroup/mod.ts";
+import { ATTRIBUTION_COLUMNS } from "../../cgroup/mod.ts";
 import type { BpfObject } from "../../ffi/shim.ts";
-import { kernelAddress } from "../../kernel/addresses.ts";
+import { kernelAddress, kernelAddressesExposed } from "../../kernel/addresses.ts";
 import { kernelSymbols } from "../../kernel/kallsyms.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
 import { etherTypeName, tcpFlagNames } from "../../net/ethernet.ts";
@@ -31,10 +31,24 @@ import {
   PROTO_UNKNOWN,
   protocolParse,
 } from "../fields.ts";
+import {
+  attributionFields,
+  baseFields,
+  endpointField,
+  eventJson,
+  field,
+  intField,
+  ipv4Key,
+  ipv4Texts,
+  object,
+  otherKey,
+  pairIds,
+  spread,
+} from "../event_json.ts";
 import { structLayout } from "../layout.ts";
 import { planWriter } from "../copy_plan.ts";
 import { type BatchDecoder, type DecoderContext, defineProgram } from "../program.ts";
-import { bump, isoMicros, roundMicros } from "../query.ts";
+import { bump } from "../query.ts";
 import { kernelDropReasons, REASON_UNKNOWN } from "./reasons.ts";
 import { DropReasonList, PacketDropEvent, PacketDropSummary } from "./schema.ts";
 import { DROP_KEY, summarize, summarizeSliced } from "./summary.ts";
@@ -162,58 +176,108 @@ function hasPorts(l4: number): boolean {
   return l4 === 6 || l4 === 17 || l4 === 132 || l4 === 136;
 }
 
-function toJson(table: EventTable<Columns>, slot: number, store: Store) {
-  const c = table.cols;
+/**
+ * A drop's fields: `toJson` and the lists' JSON writer both come from them. pid, command and
+ * cgroup are the owner's when it is known, else the context task's (the decoder wrote them so).
+ */
+const toJson = eventJson<Columns>((table, store) => {
+  // a copy of the columns' object: its properties are fast to read (the table's own object,
+  // made a column at a time, is a dictionary)
+  const c = { ...table.cols };
+  const strings = store.strings;
   const reasons = kernelDropReasons();
-  const loc = locationOf(table, slot);
-  // the raw address only with --expose-kernel-addresses: it gives away KASLR
-  const location = kernelAddress(loc);
-  const version = c.ipver[slot];
-  const l4 = c.l4[slot];
-  const ports = version !== 0 && hasPorts(l4);
-  const sip = addressOf(table, "saddr", slot);
-  const dip = addressOf(table, "daddr", slot);
-  const sport = ports ? c.sport[slot] : null;
-  const dport = ports ? c.dport[slot] : null;
-  const family = version === 4 ? AF_INET : AF_INET6;
-  const ifname = store.strings.get(c.ifname[slot]);
+  const symbols = kernelSymbols();
+  const locationId = pairIds();
+  const reason = c.reason, ipver = c.ipver, l4 = c.l4, protocol = c.protocol;
+  const sport = c.sport, dport = c.dport, flags = c.tcp_flags, ifname = c.ifname;
+  const saddr = c.saddr as Uint8Array, daddr = c.daddr as Uint8Array;
+  const ports = (s: number) => ipver[s] !== 0 && hasPorts(l4[s]);
+  /** IPv4: the address; IPv6: none; no IP: the null */
+  const ipKey = (bytes: Uint8Array, s: number) =>
+    ipver[s] === 4 ? ipv4Key(bytes, s) : ipver[s] === 6 ? -1 : otherKey(0);
+  /** `source` or `destination`: ip:port or ip, null without an address */
+  const v4 = ipv4Texts();
+  /** `addressOf`, IPv4 ones formatted once */
+  const address = (column: "saddr" | "daddr", s: number) =>
+    ipver[s] === 4 ? v4(column === "saddr" ? saddr : daddr, s) : addressOf(table, column, s);
+  const endpointKey = (bytes: Uint8Array, port: ArrayLike<number>, s: number) =>
+    ipver[s] === 4
+      ? ports(s) ? ipv4Key(bytes, s) * 65536 + port[s] : otherKey(256 + ipv4Key(bytes, s))
+      : ipver[s] === 6
+      ? -1
+      : otherKey(0);
+  const owner = [
+    intField("pid", (s) => c.pid[s]),
+    field("command", (s) => strings.get(c.comm[s]), (s) => c.comm[s]),
+    intField("cgroup_id", (s) => c.owner_cgroup[s]),
+  ];
   return {
-    type: "packet_drop",
-    wall_time: isoMicros(c.ts[slot]),
-    timestamp_ms: roundMicros(c.ts[slot]),
-    pid: c.pid[slot],
-    command: store.strings.get(c.comm[slot]),
-    cgroup_id: c.cgroup[slot],
-    ...attributionOf(store).json(c.attr[slot]),
-    reason: reasons.name(c.reason[slot]),
-    reason_code: c.reason[slot] === REASON_UNKNOWN ? null : c.reason[slot],
-    ...(location === undefined ? {} : { location }),
-    location_symbol: kernelSymbols().resolve(loc),
-    protocol: etherTypeName(c.protocol[slot]),
-    protocol_number: c.protocol[slot],
-    l4_protocol: version === 0 ? null : protocolName(family, l4, 1),
-    source_ip: sip,
-    source_port: sport,
-    destination_ip: dip,
-    destination_port: dport,
-    source: sip === null ? null : sport === null ? sip : joinHostPort(sip, sport),
-    destination: dip === null ? null : dport === null ? dip : joinHostPort(dip, dport),
-    tcp_flags: version !== 0 && l4 === 6 ? tcpFlagNames(c.tcp_flags[slot]) : null,
-    length: c.len[slot],
-    interface: ifname === "" ? null : ifname,
-    ifindex: c.ifindex[slot],
-    netns: c.netns[slot],
-    context_pid: c.ctx_pid[slot],
-    context_command: store.strings.get(c.ctx_comm[slot]),
-    owner: c.has_owner[slot]
-      ? {
-        pid: c.pid[slot],
-        command: store.strings.get(c.comm[slot]),
-        cgroup_id: c.owner_cgroup[slot],
-      }
-      : null,
+    fields: [
+      ...baseFields("packet_drop", table as unknown as EventTable, store),
+      intField("cgroup_id", (s) => c.cgroup[s]),
+      attributionFields(table as unknown as EventTable, store),
+      field("reason", (s) => reasons.name(reason[s]), (s) => reason[s]),
+      field(
+        "reason_code",
+        (s) => reason[s] === REASON_UNKNOWN ? null : reason[s],
+        (s) => reason[s],
+      ),
+      // the raw address only with --expose-kernel-addresses: it gives away KASLR
+      spread((s) => {
+        const location = kernelAddressesExposed() ? kernelAddress(locationOf(table, s)) : undefined;
+        return location === undefined ? {} : { location };
+      }, () => kernelAddressesExposed() ? -1 : 0),
+      field(
+        "location_symbol",
+        (s) => symbols.resolve(locationOf(table, s)),
+        (s) => locationId(c.loc_lo[s], c.loc_hi[s]),
+      ),
+      field("protocol", (s) => etherTypeName(protocol[s]), (s) => protocol[s]),
+      intField("protocol_number", (s) => protocol[s]),
+      field(
+        "l4_protocol",
+        (s) => ipver[s] === 0 ? null : protocolName(ipver[s] === 4 ? AF_INET : AF_INET6, l4[s], 1),
+        (s) => ipver[s] === 0 ? otherKey(0) : (ipver[s] === 4 ? 0 : 256) + l4[s],
+      ),
+      field("source_ip", (s) => address("saddr", s), (s) => ipKey(saddr, s)),
+      field(
+        "source_port",
+        (s) => ports(s) ? sport[s] : null,
+        (s) => ports(s) ? sport[s] : otherKey(0),
+      ),
+      field("destination_ip", (s) => address("daddr", s), (s) => ipKey(daddr, s)),
+      field(
+        "destination_port",
+        (s) => ports(s) ? dport[s] : null,
+        (s) => ports(s) ? dport[s] : otherKey(0),
+      ),
+      endpointField(
+        "source",
+        (s) => address("saddr", s),
+        (s) => ports(s) ? sport[s] : null,
+        (s) => endpointKey(saddr, sport, s),
+      ),
+      endpointField(
+        "destination",
+        (s) => address("daddr", s),
+        (s) => ports(s) ? dport[s] : null,
+        (s) => endpointKey(daddr, dport, s),
+      ),
+      field(
+        "tcp_flags",
+        (s) => ipver[s] !== 0 && l4[s] === 6 ? tcpFlagNames(flags[s]) : null,
+        (s) => ipver[s] !== 0 && l4[s] === 6 ? flags[s] : otherKey(0),
+      ),
+      intField("length", (s) => c.len[s]),
+      field("interface", (s) => strings.get(ifname[s]) || null, (s) => ifname[s]),
+      intField("ifindex", (s) => c.ifindex[s]),
+      intField("netns", (s) => c.netns[s]),
+      intField("context_pid", (s) => c.ctx_pid[s]),
+      field("context_command", (s) => strings.get(c.ctx_comm[s]), (s) => c.ctx_comm[s]),
+      object("owner", (s) => c.has_owner[s] ? s : -1, owner),
+    ],
   };
-}
+});
 
 function metrics(store: Store): MetricFamily[] {
   const reasons = kernelDropReasons();

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, type z } from "@hono/zod-openapi";
 import { ATTRIBUTION_COLUMNS, attributionOf, type Attributions } from "../../cgroup/mod.ts";
 import { errorContent } from "../../http/errors.ts";
 import { formatIPv4, formatIPv6, joinHostPort } from "../../net/address.ts";
@@ -23,10 +23,23 @@ import {
   simpleGroup,
 } from "../filter.ts";
 import { commonFilters, commonGroups, familyParse } from "../fields.ts";
+import {
+  attributionFields,
+  baseFields,
+  endpointField,
+  eventJson,
+  field,
+  intField,
+  ipv4Key,
+  ipv4Texts,
+  microsField,
+  object,
+  otherKey,
+  timeField,
+} from "../event_json.ts";
 import { structLayout } from "../layout.ts";
 import { planWriter } from "../copy_plan.ts";
 import { type BatchDecoder, type Clock, type DecoderContext, defineProgram } from "../program.ts";
-import { isoMicros, roundMicros } from "../query.ts";
 import { OpenConnections, OUTCOMES, TcpLifeEvent, TcpLifeSummary } from "./schema.ts";
 import { summarize, summarizeSliced } from "./summary.ts";
 
@@ -381,74 +394,263 @@ function address(table: EventTable<Columns>, column: "saddr" | "daddr", s: numbe
   return table.cols.family[s] === 4 ? formatIPv4(bytes) : formatIPv6(bytes);
 }
 
-/** The connect() event that opened this socket, searched near the connection's start. */
-function connectOf(table: EventTable<Columns>, s: number, store: Store) {
-  const c = table.cols;
-  const start = c.start[s];
-  const connections = store.get("connection");
-  if (!connections || Number.isNaN(start) || DIRECTIONS[c.direction[s]] !== "outbound") return null;
-  const cc = connections.cols as Record<string, ArrayLike<number>>;
-  const lo = c.sock_lo[s], hi = c.sock_hi[s], pid = c.pid[s];
-  // connect() returns at most a few minutes after the SYN; look at no more than 5000 calls.
-  const first = connections.lowerBound(start - 5);
-  for (let i = first, n = 0; i < connections.length && n < 5000; i++, n++) {
-    const row = connections.slot(i);
-    if (cc.ts[row] > start + 180_000) break;
-    if (cc.sock_lo[row] === lo && cc.sock_hi[row] === hi && cc.pid[row] === pid) {
-      return {
-        result: resultName(cc.ret[row]),
-        latency_ns: cc.latency[row],
-        wall_time: isoMicros(cc.ts[row]),
-      };
+/** Calls of one table state a {@linkcode ConnectFinder} scans before it makes an index. */
+const INDEX_AFTER = 16;
+
+/**
+ * Finds the connect() event that opened the socket of an outbound connection: the first call
+ * of the same socket and pid from 5 ms before the connection's start on, among the next 5000
+ * calls, up to one made more than 180 s after the start (connect() returns at most a few
+ * minutes after the SYN). One search is a scan; a list's many searches of one state of the
+ * connection table use an index of its rows by socket (made once, grown to older rows as
+ * asked), with the same answers.
+ */
+class ConnectFinder {
+  /** the connection table's state the index and count are of */
+  #table: EventTable | null = null;
+  #cols: unknown = null;
+  #appended = -1;
+  #length = -1;
+  #calls = 0;
+  /** rows `[#from, #length)` are indexed: bucket of a socket -> its smallest row, row -> next */
+  #from = 0;
+  #head: Int32Array | null = null;
+  #next: Int32Array | null = null;
+  /** whether the indexed rows' times never go down, and the latest of them */
+  #ordered = true;
+  #maxTs = -Infinity;
+
+  /**
+   * The connection table's columns as of the last search (a copy of its object, fast to read):
+   * the found event's fields read them.
+   */
+  cols: Record<string, ArrayLike<number>> = {};
+  /** the slot of its oldest row, and its slots */
+  #first = 0;
+  #size = 0;
+
+  /** The slot of the connect() event of row `s` (of `c`, a tcp_life table's columns), or -1. */
+  find(c: EventTable<Columns>["cols"], s: number, store: Store): number {
+    const start = c.start[s];
+    const connections = store.get("connection");
+    if (!connections || Number.isNaN(start) || DIRECTIONS[c.direction[s]] !== "outbound") {
+      return -1;
     }
+    if (
+      connections !== this.#table || connections.cols !== this.#cols ||
+      connections.appended !== this.#appended || connections.length !== this.#length
+    ) {
+      this.#table = connections;
+      this.#cols = connections.cols;
+      this.cols = { ...connections.cols };
+      this.#appended = connections.appended;
+      this.#length = connections.length;
+      this.#first = connections.slot(0);
+      this.#size = connections.cols.ts.length;
+      this.#calls = 0;
+      this.#head = this.#next = null;
+    }
+    const { ts, sock_lo: sockLo, sock_hi: sockHi, pid: pids } = this.cols;
+    // connections.lowerBound(start - 5), its very probes, with the columns at hand
+    const at = start - 5, head0 = this.#first, size = this.#size;
+    let low = 0, high = this.#length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      const row = head0 + mid >= size ? head0 + mid - size : head0 + mid;
+      if (ts[row] < at) low = mid + 1;
+      else high = mid;
+    }
+    const first = low;
+    const end = Math.min(this.#length, first + 5000);
+    if (first >= end) return -1;
+    const lo = c.sock_lo[s], hi = c.sock_hi[s], pid = c.pid[s], limit = start + 180_000;
+    if (++this.#calls < INDEX_AFTER) return scan(connections, first, end, { lo, hi, pid, limit });
+    this.#cover(connections, first);
+    // an index answers as the scan does when no row before the one found is later than `limit`
+    if (!this.#ordered && this.#maxTs > limit) {
+      return scan(connections, first, end, { lo, hi, pid, limit });
+    }
+    const head = this.#head!, next = this.#next!;
+    for (let r = head[bucket(lo, head.length)]; r !== -1 && r < end; r = next[r]) {
+      if (r < first) continue;
+      const row = head0 + r >= size ? head0 + r - size : head0 + r;
+      if (sockLo[row] === lo && sockHi[row] === hi && pids[row] === pid) {
+        return ts[row] > limit ? -1 : row;
+      }
+    }
+    return -1;
   }
-  return null;
+
+  /** Indexes the rows from `first` on (those not indexed yet). */
+  #cover(connections: EventTable, first: number): void {
+    const { ts, sock_lo: sockLo } = this.cols;
+    if (!this.#head) {
+      this.#head = new Int32Array(1 << 12).fill(-1);
+      this.#next = new Int32Array(this.#length);
+      this.#from = this.#length;
+      this.#ordered = true;
+      this.#maxTs = -Infinity;
+    }
+    if (first >= this.#from) return;
+    if (2 * (this.#length - first) > this.#head.length) {
+      // grown: every row again into more buckets, the newest first
+      let size = this.#head.length;
+      while (size < 2 * (this.#length - first)) size *= 2;
+      this.#head = new Int32Array(size).fill(-1);
+      this.#from = this.#length;
+    }
+    const head = this.#head, next = this.#next!;
+    let later = this.#from < this.#length ? ts[connections.slot(this.#from)] : Infinity;
+    // from the newest row to the oldest: each bucket's rows stay in order, smallest first
+    for (let r = this.#from - 1; r >= first; r--) {
+      const row = connections.slot(r);
+      const b = bucket(sockLo[row], head.length);
+      next[r] = head[b];
+      head[b] = r;
+      const t = ts[row];
+      if (t > later) this.#ordered = false;
+      if (t > this.#maxTs) this.#maxTs = t;
+      later = t;
+    }
+    this.#from = first;
+  }
 }
 
-function toJson(table: EventTable<Columns>, s: number, store: Store) {
-  const c = table.cols;
-  const local_ip = address(table, "saddr", s);
-  const remote_ip = address(table, "daddr", s);
-  const start = c.start[s];
-  const err = c.sk_err[s];
-  return {
-    type: "tcp_life" as const,
-    wall_time: isoMicros(c.ts[s]),
-    timestamp_ms: roundMicros(c.ts[s]),
-    pid: c.pid[s],
-    command: store.strings.get(c.comm[s]),
-    cgroup_id: c.cgroup[s],
-    ...attributionOf(store).json(c.attr[s]),
-    direction: DIRECTIONS[c.direction[s]] ?? "unknown",
-    address_family: c.family[s] === 4 ? "AF_INET" as const : "AF_INET6" as const,
-    local_ip,
-    local_port: c.sport[s],
-    remote_ip,
-    remote_port: c.dport[s],
-    local: joinHostPort(local_ip, c.sport[s]),
-    remote: joinHostPort(remote_ip, c.dport[s]),
-    remote_name: destinationName(store, remote_ip, {
-      pid: c.pid[s],
-      cgroupId: c.cgroup[s],
-      tsMs: Number.isNaN(start) ? c.ts[s] : start,
-    }),
-    start_time: Number.isNaN(start) ? null : isoMicros(start),
-    duration_ms: Number.isNaN(start) ? null : roundMicros(Math.max(0, c.ts[s] - start)),
-    bytes_sent: c.bytes_sent[s],
-    bytes_received: c.bytes_received[s],
-    srtt_us: c.srtt[s],
-    retransmits: c.retrans[s],
-    segments_out: c.segs_out[s],
-    resets_sent: c.unknown[s] & UNKNOWN_RESETS_SENT ? null : c.resets_sent[s],
-    resets_received: c.unknown[s] & UNKNOWN_RESETS_RECEIVED ? null : c.resets_received[s],
-    states: statesOf(table, s).map((st) => STATE_NAMES[st] ?? `STATE_${st}`),
-    state_changes: c.nstates[s],
-    state: STATE_NAMES[c.state[s]] ?? `STATE_${c.state[s]}`,
-    error: err === 0 ? null : resultName(-err),
-    outcome: outcomeAt(table, s),
-    connect: connectOf(table, s, store),
-  };
+/** The bucket of a socket's low word in a table of `size` (a power of two) buckets. */
+function bucket(lo: number, size: number): number {
+  return (Math.imul(lo, 0x9e3779b1) >>> 0) & (size - 1);
 }
+
+/** {@linkcode ConnectFinder}'s search as a scan of rows `[first, end)`. */
+function scan(
+  connections: EventTable,
+  first: number,
+  end: number,
+  want: { lo: number; hi: number; pid: number; limit: number },
+): number {
+  const cc = connections.cols as Record<string, ArrayLike<number>>;
+  const ts = cc.ts, sockLo = cc.sock_lo, sockHi = cc.sock_hi, pids = cc.pid;
+  const { lo, hi, pid, limit } = want;
+  // slots follow rows one by one, back to 0 past the end of the columns
+  const size = ts.length;
+  let row = connections.slot(first);
+  for (let i = first; i < end; i++) {
+    if (ts[row] > limit) break;
+    if (sockLo[row] === lo && sockHi[row] === hi && pids[row] === pid) return row;
+    if (++row === size) row = 0;
+  }
+  return -1;
+}
+
+/** A key of the states of row `s` (`by` of the states field), or -1 for more than 6 of them. */
+function statesKey(nstates: ArrayLike<number>, states: Uint8Array, s: number): number {
+  const n = Math.min(nstates[s], 8);
+  if (n > 6) return -1;
+  let key = n;
+  for (let i = 0; i < n; i++) key = key * 256 + states[8 * s + i];
+  return key;
+}
+
+/**
+ * A tcp_life event's fields: `toJson` and the lists' JSON writer both come from them. The
+ * remote address is formatted once per event (IPv4 ones are kept by address).
+ */
+const toJson = eventJson<Columns>((table, store) => {
+  // a copy of the columns' object: its properties are fast to read (the table's own object,
+  // made a column at a time, is a dictionary)
+  const c = { ...table.cols };
+  const ts = c.ts, start = c.start, pid = c.pid, cgroup = c.cgroup, family = c.family;
+  const sport = c.sport, dport = c.dport, skErr = c.sk_err, unknown = c.unknown;
+  const saddr = c.saddr as Uint8Array, daddr = c.daddr as Uint8Array;
+  const states = c.states as Uint8Array;
+  const ipKey = (bytes: Uint8Array, s: number) => family[s] === 4 ? ipv4Key(bytes, s) : -1;
+  const endpointKey = (bytes: Uint8Array, port: ArrayLike<number>, s: number) =>
+    family[s] === 4 ? ipv4Key(bytes, s) * 65536 + port[s] : -1;
+  const v4 = ipv4Texts();
+  let remote: string | null = null;
+  /** local_ip or remote_ip (`address`, IPv4 ones formatted once) */
+  const ip = (column: "saddr" | "daddr", s: number) =>
+    family[s] === 4 ? v4(column === "saddr" ? saddr : daddr, s) : address(table, column, s);
+  const remoteIp = (s: number) => remote ??= ip("daddr", s);
+  // the connect() events, and their columns as of the last search
+  const connects = new ConnectFinder();
+  return {
+    begin() {
+      remote = null;
+    },
+    fields: [
+      ...baseFields("tcp_life", table as unknown as EventTable, store),
+      intField("cgroup_id", (s) => cgroup[s]),
+      attributionFields(table as unknown as EventTable, store),
+      field("direction", (s) => DIRECTIONS[c.direction[s]] ?? "unknown", (s) => c.direction[s]),
+      field(
+        "address_family",
+        (s) => family[s] === 4 ? "AF_INET" : "AF_INET6",
+        (s) => family[s] === 4 ? 0 : 1,
+      ),
+      field("local_ip", (s) => ip("saddr", s), (s) => ipKey(saddr, s)),
+      intField("local_port", (s) => sport[s]),
+      field("remote_ip", remoteIp, (s) => ipKey(daddr, s)),
+      intField("remote_port", (s) => dport[s]),
+      endpointField(
+        "local",
+        (s) => ip("saddr", s),
+        (s) => sport[s],
+        (s) => endpointKey(saddr, sport, s),
+      ),
+      endpointField(
+        "remote",
+        remoteIp,
+        (s) => dport[s],
+        (s) => endpointKey(daddr, dport, s),
+      ),
+      field("remote_name", (s) =>
+        destinationName(store, remoteIp(s), {
+          pid: pid[s],
+          cgroupId: cgroup[s],
+          tsMs: Number.isNaN(start[s]) ? ts[s] : start[s],
+        })),
+      timeField("start_time", (s) => Number.isNaN(start[s]) ? null : start[s]),
+      microsField(
+        "duration_ms",
+        (s) => Number.isNaN(start[s]) ? null : Math.max(0, ts[s] - start[s]),
+      ),
+      intField("bytes_sent", (s) => c.bytes_sent[s]),
+      intField("bytes_received", (s) => c.bytes_received[s]),
+      intField("srtt_us", (s) => c.srtt[s]),
+      intField("retransmits", (s) => c.retrans[s]),
+      intField("segments_out", (s) => c.segs_out[s]),
+      field(
+        "resets_sent",
+        (s) => unknown[s] & UNKNOWN_RESETS_SENT ? null : c.resets_sent[s],
+        (s) => unknown[s] & UNKNOWN_RESETS_SENT ? otherKey(0) : c.resets_sent[s],
+      ),
+      field(
+        "resets_received",
+        (s) => unknown[s] & UNKNOWN_RESETS_RECEIVED ? null : c.resets_received[s],
+        (s) => unknown[s] & UNKNOWN_RESETS_RECEIVED ? otherKey(0) : c.resets_received[s],
+      ),
+      field(
+        "states",
+        (s) => statesOf(table, s).map((st) => STATE_NAMES[st] ?? `STATE_${st}`),
+        (s) => statesKey(c.nstates, states, s),
+      ),
+      intField("state_changes", (s) => c.nstates[s]),
+      field("state", (s) => STATE_NAMES[c.state[s]] ?? `STATE_${c.state[s]}`, (s) => c.state[s]),
+      field("error", (s) => skErr[s] === 0 ? null : resultName(-skErr[s]), (s) => skErr[s]),
+      field("outcome", (s) => outcomeAt(table, s), (s) => c.outcome[s]),
+      object("connect", (s) => connects.find(c, s, store), [
+        field(
+          "result",
+          (r) => resultName(connects.cols.ret[r]),
+          (r) => connects.cols.ret[r] + 2 ** 31,
+        ),
+        field("latency_ns", (r) => connects.cols.latency[r]),
+        timeField("wall_time", (r) => connects.cols.ts[r]),
+      ]),
+    ],
+  };
+});
 
 /** The connections open now, read with the iterator program (same record as at close). */
 export function openConnections(
@@ -474,8 +676,11 @@ export function openConnections(
       unknown,
     });
   }
-  const out = [];
-  for (let i = 0; i < table.length; i++) out.push(toJson(table, table.slot(i), store));
+  // the fields are TcpLifeEvent's (event_json_test holds them to it)
+  const out: z.infer<typeof TcpLifeEvent>[] = [];
+  for (let i = 0; i < table.length; i++) {
+    out.push(toJson(table, table.slot(i), store) as z.infer<typeof TcpLifeEvent>);
+  }
   return out;
 }
 
